@@ -1,0 +1,55 @@
+"""`l2v-export`: flags -> `l2v.export.pipeline.export_model`. Nothing else happens here."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from l2v.cli.common import run_main
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="l2v-export", description="Export a decoder LLM (+ LLM2Vec adapters) "
+                                "to a validated bidirectional ONNX embedding artifact.")
+    p.add_argument("model", nargs="?", help="local HF directory, .gguf file, or cached hub id "
+                   "(default: the embedded SmolLM2-135M-Instruct)")
+    p.add_argument("--demo", action="store_true", help="use the embedded default model")
+    p.add_argument("--adapter", action="append", default=[], metavar="DIR",
+                   help="LoRA adapter directory to merge, in order (repeatable: MNTP, then SimCSE/supervised)")
+    p.add_argument("--out", required=True, help="artifact directory to create")
+    p.add_argument("--pooling", default="mean",
+                   choices=["mean", "weighted_mean", "last_token", "eos_token", "bos_token"])
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16"])
+    p.add_argument("--max-length", type=int, default=512)
+    p.add_argument("--normalize", action="store_true", help="L2-normalise inside the graph")
+    p.add_argument("--dim", type=int, default=None, help="Matryoshka: keep the first D dimensions")
+    p.add_argument("--causal", action="store_true", help="keep the causal mask (prompt-based methods)")
+    p.add_argument("--opset", type=int, default=18)
+    p.add_argument("--tokenizer", default=None, metavar="DIR", help="tokenizer directory, if not beside MODEL")
+    p.add_argument("--no-torch-weights", action="store_true",
+                   help="do not store the merged PyTorch weights (the torch backend then cannot load it)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing artifact at --out")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--verbose", action="store_true", help="show the ONNX exporter's own output")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+
+    def job():
+        from l2v.export.pipeline import export_model
+
+        out = export_model(
+            args.model, args.out, adapters=args.adapter, pooling=args.pooling, dtype=args.dtype,
+            max_length=args.max_length, normalize=args.normalize, dim=args.dim, causal=args.causal,
+            overwrite=args.overwrite, opset=args.opset, torch_weights=not args.no_torch_weights,
+            tokenizer=args.tokenizer, demo=args.demo, progress=not args.quiet, verbose=args.verbose,
+        )
+        print(out)
+
+    return run_main(job, args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

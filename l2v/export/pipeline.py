@@ -1,0 +1,187 @@
+"""`export_model`: MODEL (+ adapters) -> validated artifact directory. The CLI maps flags onto it.
+
+Stages: resolve -> load -> merge adapters -> wrap (bidirectional mask, pooling) -> export ONNX ->
+validate (fp32, then fp16) -> manifest -> atomic move into place.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from l2v.errors import InputError
+
+DTYPE_CHOICES = ("fp32", "fp16")
+
+
+@dataclass
+class ExportOptions:
+    adapters: list[str] = field(default_factory=list)
+    pooling: str = "mean"
+    dtype: str = "fp32"
+    max_length: int = 512
+    normalize: bool = False
+    dim: int | None = None
+    causal: bool = False
+    overwrite: bool = False
+    opset: int = 18
+    torch_weights: bool = True
+    tokenizer: str | None = None
+    texts: list[str] | None = None  # validation texts; default: the packaged real sentences
+    demo: bool = False
+    progress: bool = True
+    verbose: bool = False
+
+    def check(self) -> None:
+        from l2v.model.pooling import check_pooling
+
+        check_pooling(self.pooling)
+        if self.dtype not in DTYPE_CHOICES:
+            raise InputError(f"--dtype {self.dtype!r} is not supported", hint=f"use one of {', '.join(DTYPE_CHOICES)}")
+        if not isinstance(self.max_length, int) or self.max_length < 2:
+            raise InputError(f"--max-length {self.max_length!r} must be an integer >= 2")
+
+
+def default_texts() -> list[str]:
+    text = resources.files("l2v.data").joinpath("validation.txt").read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if line.strip()]
+
+
+class _Progress:
+    def __init__(self, enabled: bool, total: int):
+        self.enabled, self.total, self.step, self.t0 = enabled, total, 0, time.perf_counter()
+
+    def __call__(self, what: str) -> None:
+        self.step += 1
+        if self.enabled:
+            print(f"[{self.step}/{self.total}] {what} (t={time.perf_counter() - self.t0:.0f}s)", file=sys.stderr)
+
+
+def _validation_batches(pre, texts: list[str], batch: int = 4) -> list[dict]:
+    """Unsorted batches of mixed lengths (so padding is exercised), then every text alone."""
+    rows = pre.rows(texts)
+    mixed = [pre.pad(rows[i:i + batch]) for i in range(0, len(rows), batch)]
+    alone = [pre.pad([r]) for r in rows]
+    return mixed + alone
+
+
+def _torch_reference(model, batches: list[dict]) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return np.concatenate([model(**{k: torch.from_numpy(v) for k, v in b.items()}).numpy() for b in batches])
+
+
+def _source_record(source) -> dict:
+    from l2v.model.source import sha256_file
+
+    rec = {"name": source.name, "kind": source.kind, "path": source.path, "gguf_file": source.gguf_file}
+    target = source.checksum_target()
+    if target is not None:
+        rec["sha256"] = sha256_file(target)
+    else:
+        rec["sha256"] = {p.name: sha256_file(p) for p in sorted(Path(source.path).glob("*.safetensors"))}
+    return rec
+
+
+def _save_torch_weights(backbone, out: Path) -> None:
+    """Plain safetensors + config (a GGUF source is dequantised on load, so drop its quantization_config)."""
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True)
+    state = {k: v.detach().contiguous() for k, v in backbone.state_dict().items()}
+    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    cfg = backbone.config.to_dict()
+    cfg.pop("quantization_config", None)
+    cfg["architectures"] = [type(backbone).__name__]
+    (out / "config.json").write_text(json.dumps(cfg, indent=2))
+
+
+def export_model(model: str | None, out, **kwargs) -> Path:
+    """Export and validate; returns the artifact path. Raises `L2VError` subclasses on bad input."""
+    from l2v.export.artifact import ArtifactWriter, check_out_dir, versions
+    from l2v.export.onnx_export import convert_fp16, export_onnx
+    from l2v.export.spec import OnnxExportSpec
+    from l2v.export.validate import validate_onnx
+    from l2v.model.adapters import merge_adapters
+    from l2v.model.encoder import EmbeddingModel
+    from l2v.model.load import load
+    from l2v.model.source import resolve_model
+    from l2v.text import Preprocessor, TextSpec
+
+    if out is None:
+        raise InputError("--out is required", hint="name the artifact directory to create")
+    opts = ExportOptions(**kwargs)
+    opts.check()
+    out = Path(out)
+    check_out_dir(out, opts.overwrite)
+    spec = OnnxExportSpec(opset=opts.opset)
+    text_spec = TextSpec(max_length=opts.max_length, append_eos=opts.pooling == "eos_token")
+    step = _Progress(opts.progress, 6 + (opts.dtype == "fp16"))
+    t0 = time.perf_counter()
+
+    step("resolving and loading the model")
+    source = resolve_model(model, demo=opts.demo)
+    loaded = load(source, "fp32", opts.adapters, opts.tokenizer)
+    step(f"merging {len(opts.adapters)} adapter(s)")
+    backbone, adapter_infos = merge_adapters(loaded.model, opts.adapters)
+    encoder = EmbeddingModel(backbone, opts.pooling, opts.normalize, opts.causal, opts.dim).eval()
+    loaded.tokenizer.padding_side = text_spec.padding_side
+    pre = Preprocessor(loaded.tokenizer, text_spec)
+    texts = opts.texts or default_texts()
+    batches = _validation_batches(pre, texts)
+    reference = _torch_reference(encoder, batches)
+
+    with ArtifactWriter(out, opts.overwrite) as writer:
+        step(f"exporting ONNX (opset {spec.opset}, dynamo)")
+        t_export = time.perf_counter()
+        variants = {"fp32": export_onnx(encoder, batches[0], writer.tmp / "model.onnx", spec, opts.verbose)}
+        variants["fp32"].update(dtype="fp32", export_seconds=round(time.perf_counter() - t_export, 1))
+        step("validating fp32 against PyTorch")
+        variants["fp32"]["validation"] = validate_onnx(writer.tmp / "model.onnx", reference, batches, "fp32", spec.output, len(texts))
+        if opts.dtype == "fp16":
+            step("converting and validating fp16")
+            variants["fp16"] = convert_fp16(writer.tmp / "model.onnx", writer.tmp / "model_fp16.onnx")
+            variants["fp16"]["dtype"] = "fp16"
+            variants["fp16"]["validation"] = validate_onnx(
+                writer.tmp / "model_fp16.onnx", reference, batches, "fp16", spec.output, len(texts))
+        step("writing tokenizer, weights and manifest")
+        loaded.tokenizer.save_pretrained(str(writer.tmp))
+        if opts.torch_weights:
+            _save_torch_weights(backbone, writer.tmp / "torch")
+        cfg = backbone.config
+        tok = loaded.tokenizer
+        writer.write_manifest({
+            "format": "l2v-artifact",
+            "source": _source_record(source),
+            "adapters": [a.summary() for a in adapter_infos],
+            "adapters_merged": True,
+            "architecture": cfg.model_type,
+            "hidden_size": cfg.hidden_size,
+            "num_layers": cfg.num_hidden_layers,
+            "attention": "causal" if opts.causal else "bidirectional",
+            "pooling": opts.pooling,
+            "normalize": opts.normalize,
+            "dim": encoder.dim,
+            "max_length": opts.max_length,
+            "tokenizer": {"pad_token": tok.pad_token, "pad_token_id": tok.pad_token_id,
+                          "pad_token_source": loaded.pad_token_source, "padding_side": text_spec.padding_side,
+                          "bos_token": tok.bos_token, "eos_token": tok.eos_token},
+            "text": text_spec.to_dict(),
+            "export": spec.to_dict(),
+            "variants": variants,
+            "default_variant": opts.dtype,
+            "torch": {"dir": "torch", "dtype": "fp32"} if opts.torch_weights else None,
+            "versions": versions(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "export_seconds_total": round(time.perf_counter() - t0, 1),
+        })
+        writer.commit()
+    step(f"done: {out}")
+    return out.resolve()

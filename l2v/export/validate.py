@@ -1,0 +1,61 @@
+"""Mandatory post-export validation: ONNX Runtime vs PyTorch on real texts of mixed lengths."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from l2v.errors import ValidationError
+
+MIN_COSINE = {"fp32": 0.99999, "fp16": 0.999}
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a.astype(np.float64)
+    b = b.astype(np.float64)
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    return (a * b).sum(1) / np.maximum(na * nb, 1e-30)
+
+
+def ort_session(path: Path, providers=None, threads: int | None = None):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), sess_options=opts, providers=providers or ["CPUExecutionProvider"])
+
+
+def validate_onnx(path: Path, reference: np.ndarray, batches: list[dict], dtype: str, output: str,
+                  n_batched: int | None = None) -> dict:
+    """Run the file on `batches` and compare with `reference` rows; raise ValidationError below threshold.
+
+    With `n_batched`, rows `[:n]` are texts embedded inside padded batches and rows `[n:2n]` the same
+    texts embedded alone: their largest difference is reported (TEI's batch-invariance property).
+    """
+    threshold = MIN_COSINE[dtype]
+    try:
+        session = ort_session(path)
+        got = np.concatenate([session.run([output], b)[0] for b in batches])
+    except Exception as e:  # ORT raises its own exception types for graphs it cannot load or run
+        raise ValidationError(f"ONNX Runtime could not run {path.name}: {str(e).splitlines()[0][:300]}") from e
+    if got.shape != reference.shape:
+        raise ValidationError(f"{path.name} returned shape {got.shape}, PyTorch {reference.shape}")
+    if not np.isfinite(got).all():
+        raise ValidationError(f"{path.name} returned non-finite values")
+    cos = cosine_rows(got, reference)
+    figures = {
+        "rows": int(len(reference)),
+        "min_cosine": float(cos.min()),
+        "mean_cosine": float(cos.mean()),
+        "max_abs_diff": float(np.abs(got - reference).max()),
+        "threshold_min_cosine": threshold,
+    }
+    if n_batched:
+        figures["alone_vs_batched_max_abs_diff"] = float(np.abs(got[:n_batched] - got[n_batched:2 * n_batched]).max())
+    if figures["min_cosine"] < threshold:
+        raise ValidationError(
+            f"{path.name} ({dtype}) disagrees with PyTorch: min cosine {figures['min_cosine']:.6f} < {threshold}",
+            hint="the export is wrong for this model; rerun with --debug and report it",
+        )
+    return figures

@@ -1,0 +1,1 @@
+"""Runtime: `load(dir, backend=...)` returns an `Encoder` (see encoder.py)."""

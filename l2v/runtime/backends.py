@@ -1,0 +1,79 @@
+"""Inference backends behind `Encoder`: ONNX Runtime (CPU, or CUDA EP with onnxruntime-gpu) and PyTorch."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from l2v.errors import ArtifactError, InputError
+
+BACKENDS = ("onnx", "torch")
+
+
+class OnnxBackend:
+    """One `InferenceSession`; ORT's `run` is safe to call from several threads."""
+
+    def __init__(self, path: Path, output: str, device: str = "cpu", providers=None, threads: int | None = None):
+        import onnxruntime as ort
+
+        from l2v.export.validate import ort_session
+
+        if not path.is_file():
+            raise ArtifactError(f"the artifact lacks {path.name}", hint="re-export it")
+        if providers is None:
+            providers = ["CPUExecutionProvider"]
+            if device == "cuda":
+                if "CUDAExecutionProvider" not in ort.get_available_providers():
+                    from l2v.errors import OptionalDependencyError
+
+                    raise OptionalDependencyError("onnxruntime-gpu", "gpu", "device='cuda' with the onnx backend")
+                providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        self.session = ort_session(path, providers, threads)
+        self.output = output
+        self.inputs = [i.name for i in self.session.get_inputs()]
+
+    def run(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run([self.output], {k: arrays[k] for k in self.inputs})[0]
+
+
+class TorchBackend:
+    """The merged model in PyTorch, built from the artifact's `torch/` weights and its manifest."""
+
+    def __init__(self, root: Path, manifest: dict, device: str = "cpu"):
+        import torch
+        from transformers import AutoModel
+
+        from l2v.model.encoder import EmbeddingModel
+
+        info = manifest.get("torch")
+        if not info or not (root / info["dir"]).is_dir():
+            raise ArtifactError(f"artifact {str(root)!r} has no PyTorch weights",
+                                hint="re-export without --no-torch-weights, or use backend='onnx'")
+        backbone = AutoModel.from_pretrained(str(root / info["dir"]), dtype=torch.float32, local_files_only=True)
+        self.model = EmbeddingModel(backbone, manifest["pooling"], manifest["normalize"],
+                                    manifest["attention"] == "causal", manifest["dim"]).eval().to(device)
+        self.device = device
+        self._lock = threading.Lock()  # torch intra-op threads already use the cores; serialise callers
+
+    def run(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        import torch
+
+        with self._lock, torch.inference_mode():
+            args = {k: torch.from_numpy(arrays[k]).to(self.device) for k in ("input_ids", "attention_mask", "pooling_mask")}
+            return self.model(**args).float().cpu().numpy()
+
+
+def make_backend(root: Path, manifest: dict, backend: str, device: str, variant: str | None, providers, threads):
+    if backend not in BACKENDS:
+        raise InputError(f"backend {backend!r} is not supported", hint=f"use one of {', '.join(BACKENDS)}")
+    if device not in ("cpu", "cuda"):
+        raise InputError(f"device {device!r} is not supported", hint="use 'cpu' or 'cuda'")
+    if backend == "torch":
+        return TorchBackend(root, manifest, device), "fp32"
+    variants = manifest["variants"]
+    name = variant or manifest.get("default_variant", "fp32")
+    if name not in variants:
+        raise InputError(f"variant {name!r} is not in this artifact", hint=f"available: {', '.join(variants)}")
+    output = manifest["export"]["output"]
+    return OnnxBackend(root / variants[name]["file"], output, device, providers, threads), name
