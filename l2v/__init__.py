@@ -6,7 +6,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load", "export"]
+__all__ = ["__version__", "load", "export_model"]
 
 
 def load(path, backend: str = "onnx", **kwargs):
@@ -16,8 +16,11 @@ def load(path, backend: str = "onnx", **kwargs):
     return _load(path, backend=backend, **kwargs)
 
 
-def export(model=None, out=None, **kwargs):
-    """Export MODEL (+ adapters) to a validated artifact directory; see `l2v.export.pipeline`."""
-    from l2v.export.pipeline import export_model
+def export_model(model=None, out=None, **kwargs):
+    """Export MODEL (+ adapters) to a validated artifact directory; see `l2v.export.pipeline`.
 
-    return export_model(model, out, **kwargs)
+    (Named `export_model` because `l2v.export` is the sub-package.)
+    """
+    from l2v.export.pipeline import export_model as _export
+
+    return _export(model, out, **kwargs)

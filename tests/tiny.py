@@ -38,7 +38,8 @@ def make_tokenizer():
 def make_config(arch: str, attn: str = "eager", **overrides):
     from transformers import AutoConfig
 
-    kw = dict(vocab_size=tokenizer_object().get_vocab_size(), hidden_size=64, intermediate_size=128,
+    kw = dict(vocab_size=512,  # > tokenizer size, as in real models (some tokenizer classes add a pad)
+              hidden_size=64, intermediate_size=128,
               num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
               bos_token_id=1, eos_token_id=2, pad_token_id=None, tie_word_embeddings=True)
     if arch.startswith("gemma") or arch == "qwen3":

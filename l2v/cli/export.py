@@ -16,13 +16,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--adapter", action="append", default=[], metavar="DIR",
                    help="LoRA adapter directory to merge, in order (repeatable: MNTP, then SimCSE/supervised)")
     p.add_argument("--out", required=True, help="artifact directory to create")
-    p.add_argument("--pooling", default="mean",
+    p.add_argument("--preset", default=None, choices=["llm2vec", "e5", "prompteol", "pcot", "ke", "metaeol"],
+                   help="recipe: attention + pooling + text template together (default llm2vec; docs/text.md)")
+    p.add_argument("--template", default=None, help="text template with {text} and optional {instruction}; "
+                   "overrides the preset's")
+    p.add_argument("--chat-template", default="auto",
+                   choices=["auto", "none", "llama3", "mistral", "llama2", "gemma", "qwen2"],
+                   help="chat wrapping as llm2vec 0.2.3 (auto: from the model's / adapters' base name)")
+    p.add_argument("--text-mode", default="clean", choices=["clean", "compat"],
+                   help="compat: llm2vec 0.2.3 bug-for-bug pre-processing (llm2vec preset only)")
+    p.add_argument("--doc-max-length", type=int, default=-1, metavar="N",
+                   help="word-level truncation of the text to N tokens (llm2vec: 400; 0 turns it off)")
+    p.add_argument("--pooling", default=None, help="default: the preset's",
                    choices=["mean", "weighted_mean", "last_token", "eos_token", "bos_token"])
     p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16"])
     p.add_argument("--max-length", type=int, default=512)
     p.add_argument("--normalize", action="store_true", help="L2-normalise inside the graph")
     p.add_argument("--dim", type=int, default=None, help="Matryoshka: keep the first D dimensions")
-    p.add_argument("--causal", action="store_true", help="keep the causal mask (prompt-based methods)")
+    p.add_argument("--causal", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep the causal mask (default: the preset's; --no-causal forces bidirectional)")
     p.add_argument("--opset", type=int, default=18)
     p.add_argument("--tokenizer", default=None, metavar="DIR", help="tokenizer directory, if not beside MODEL")
     p.add_argument("--no-torch-weights", action="store_true",
@@ -43,6 +55,8 @@ def main(argv=None) -> int:
         out = export_model(
             args.model, args.out, adapters=args.adapter, pooling=args.pooling, dtype=args.dtype,
             max_length=args.max_length, normalize=args.normalize, dim=args.dim, causal=args.causal,
+            preset=args.preset, template=args.template, chat_template=args.chat_template,
+            text_mode=args.text_mode, doc_max_length=args.doc_max_length,
             overwrite=args.overwrite, opset=args.opset, torch_weights=not args.no_torch_weights,
             tokenizer=args.tokenizer, demo=args.demo, progress=not args.quiet, verbose=args.verbose,
         )

@@ -5,6 +5,7 @@ validate (fp32, then fp16) -> manifest -> atomic move into place.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -23,12 +24,17 @@ DTYPE_CHOICES = ("fp32", "fp16")
 @dataclass
 class ExportOptions:
     adapters: list[str] = field(default_factory=list)
-    pooling: str = "mean"
+    pooling: str | None = None  # None: the preset's (l2v.text.presets)
     dtype: str = "fp32"
     max_length: int = 512
     normalize: bool = False
     dim: int | None = None
-    causal: bool = False
+    causal: bool | None = None  # None: the preset's
+    preset: str | None = None  # llm2vec (default), e5, prompteol, pcot, ke, metaeol
+    template: str | None = None  # overrides the preset's template ({text}, optional {instruction})
+    chat_template: str = "auto"
+    text_mode: str = "clean"  # or "compat": llm2vec 0.2.3 bug-for-bug (docs/text.md)
+    doc_max_length: int | None = -1  # -1: the preset's; 0/None: off
     overwrite: bool = False
     opset: int = 18
     torch_weights: bool = True
@@ -39,9 +45,10 @@ class ExportOptions:
     verbose: bool = False
 
     def check(self) -> None:
-        from l2v.model.pooling import check_pooling
+        from l2v.text.presets import resolve_export
 
-        check_pooling(self.pooling)
+        self.preset, self.pooling, self.causal = resolve_export(
+            self.preset, self.pooling, self.causal, self.template, self.chat_template, self.text_mode)
         if self.dtype not in DTYPE_CHOICES:
             raise InputError(f"--dtype {self.dtype!r} is not supported", hint=f"use one of {', '.join(DTYPE_CHOICES)}")
         if not isinstance(self.max_length, int) or self.max_length < 2:
@@ -105,6 +112,26 @@ def _save_torch_weights(backbone, out: Path) -> None:
 
 def export_model(model: str | None, out, **kwargs) -> Path:
     """Export and validate; returns the artifact path. Raises `L2VError` subclasses on bad input."""
+    with _hf_progress(kwargs.get("progress", True)):
+        return _export_model(model, out, **kwargs)
+
+
+@contextlib.contextmanager
+def _hf_progress(enabled: bool):
+    """Scope transformers' own progress bars to our --quiet setting; restore the previous state."""
+    from transformers.utils import logging as hf_logging
+
+    was_disabled = hf_logging.is_progress_bar_enabled() is False
+    if not enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            hf_logging.enable_progress_bar()
+
+
+def _export_model(model: str | None, out, **kwargs) -> Path:
     from l2v.export.artifact import ArtifactWriter, check_out_dir, versions
     from l2v.export.onnx_export import convert_fp16, export_onnx
     from l2v.export.spec import OnnxExportSpec
@@ -113,7 +140,8 @@ def export_model(model: str | None, out, **kwargs) -> Path:
     from l2v.model.encoder import EmbeddingModel
     from l2v.model.load import load
     from l2v.model.source import resolve_model
-    from l2v.text import Preprocessor, TextSpec
+    from l2v.text import Preprocessor
+    from l2v.text.presets import adapter_base_names, build_text_spec
 
     if out is None:
         raise InputError("--out is required", hint="name the artifact directory to create")
@@ -122,7 +150,6 @@ def export_model(model: str | None, out, **kwargs) -> Path:
     out = Path(out)
     check_out_dir(out, opts.overwrite)
     spec = OnnxExportSpec(opset=opts.opset)
-    text_spec = TextSpec(max_length=opts.max_length, append_eos=opts.pooling == "eos_token")
     step = _Progress(opts.progress, 6 + (opts.dtype == "fp16"))
     t0 = time.perf_counter()
 
@@ -132,6 +159,9 @@ def export_model(model: str | None, out, **kwargs) -> Path:
     step(f"merging {len(opts.adapters)} adapter(s)")
     backbone, adapter_infos = merge_adapters(loaded.model, opts.adapters)
     encoder = EmbeddingModel(backbone, opts.pooling, opts.normalize, opts.causal, opts.dim).eval()
+    text_spec = build_text_spec(opts.preset, opts.pooling, opts.max_length, opts.template, opts.chat_template,
+                                opts.text_mode, opts.doc_max_length, backbone.config.model_type,
+                                [source.name, *adapter_base_names(opts.adapters)])
     loaded.tokenizer.padding_side = text_spec.padding_side
     pre = Preprocessor(loaded.tokenizer, text_spec)
     texts = opts.texts or default_texts()
@@ -144,13 +174,13 @@ def export_model(model: str | None, out, **kwargs) -> Path:
         variants = {"fp32": export_onnx(encoder, batches[0], writer.tmp / "model.onnx", spec, opts.verbose)}
         variants["fp32"].update(dtype="fp32", export_seconds=round(time.perf_counter() - t_export, 1))
         step("validating fp32 against PyTorch")
-        variants["fp32"]["validation"] = validate_onnx(writer.tmp / "model.onnx", reference, batches, "fp32", spec.output, len(texts))
+        variants["fp32"]["validation"] = validate_onnx(writer.tmp / "model.onnx", reference, batches, "fp32", spec.output, len(texts) * pre.views)
         if opts.dtype == "fp16":
             step("converting and validating fp16")
             variants["fp16"] = convert_fp16(writer.tmp / "model.onnx", writer.tmp / "model_fp16.onnx")
             variants["fp16"]["dtype"] = "fp16"
             variants["fp16"]["validation"] = validate_onnx(
-                writer.tmp / "model_fp16.onnx", reference, batches, "fp16", spec.output, len(texts))
+                writer.tmp / "model_fp16.onnx", reference, batches, "fp16", spec.output, len(texts) * pre.views)
         step("writing tokenizer, weights and manifest")
         loaded.tokenizer.save_pretrained(str(writer.tmp))
         if opts.torch_weights:
@@ -167,6 +197,7 @@ def export_model(model: str | None, out, **kwargs) -> Path:
             "num_layers": cfg.num_hidden_layers,
             "attention": "causal" if opts.causal else "bidirectional",
             "pooling": opts.pooling,
+            "preset": opts.preset,
             "normalize": opts.normalize,
             "dim": encoder.dim,
             "max_length": opts.max_length,

@@ -111,4 +111,8 @@ def load(source: ModelSource, dtype: str = "fp32", adapter_dirs: list[str] = (),
         tokenizer = load_tokenizer(source, list(adapter_dirs))
     pad_source = choose_pad_token(tokenizer)
     model = load_backbone(source, dtype, attn_implementation)
+    vocab = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) > vocab:
+        raise ModelLoadError(f"the tokenizer has {len(tokenizer)} tokens but the model embeds only {vocab}",
+                             hint="the tokenizer belongs to another model; pass the right one with --tokenizer")
     return Loaded(model, tokenizer, source, pad_source)

@@ -52,6 +52,18 @@ def _check_gguf(path: Path) -> None:
     if magic != GGUF_MAGIC:
         raise ModelLoadError(f"MODEL {str(path)!r} is not a GGUF file (bad magic {magic!r})",
                              hint="pass a .gguf file, a Hugging Face model directory, or --demo")
+    from gguf import GGUFReader
+
+    try:  # parses the header, metadata and tensor table (memory-mapped): catches truncation early
+        reader = GGUFReader(str(path))
+        end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
+    except Exception as e:  # the gguf reader raises ValueError/IndexError/struct errors on bad files
+        first = (str(e).splitlines() or [type(e).__name__])[0][:200]
+        raise ModelLoadError(f"MODEL {str(path)!r} is a corrupt or truncated GGUF file: {first}",
+                             hint="re-download it") from e
+    if end > path.stat().st_size:
+        raise ModelLoadError(f"MODEL {str(path)!r} is truncated: tensors need {end} bytes, the file has "
+                             f"{path.stat().st_size}", hint="re-download it")
 
 
 def _check_hf_dir(path: Path) -> None:

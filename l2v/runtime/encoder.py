@@ -34,7 +34,8 @@ class Encoder:
 
     def encode(self, texts, batch_size: int = 32, normalize: bool | None = None,
                show_progress_bar: bool = False) -> np.ndarray:
-        """Embed `texts` (str or list of str): sorted by length into batches, returned in input order."""
+        """Embed `texts` (a str, or a list of str and `(instruction, text)` pairs) the way the artifact was
+        built to (its manifest's text spec): sorted by length into batches, returned in input order."""
         if not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size {batch_size!r} must be a positive integer")
         in_graph = bool(self.manifest["normalize"])
@@ -54,6 +55,11 @@ class Encoder:
             idx = order[s:s + batch_size]
             arrays = self.preprocessor.pad([rows[i] for i in idx])
             result[idx] = self.backend.run(arrays)
+        views = getattr(self.preprocessor, "views", 1)
+        if views > 1:  # several prompts per text (MetaEOL): their vectors' mean, from the one pass above
+            result = result.reshape(-1, views, self.dim).mean(1)
+            if in_graph:
+                result = _l2(result)
         return _l2(result) if normalize and not in_graph else result
 
 
