@@ -65,17 +65,18 @@ def sync(dev):
         torch.cuda.synchronize()
 
 
-def bench(fn, dev, reps):
-    """Median seconds of `reps` calls after one warm-up call."""
+def bench(fn, dev, reps, with_result=False):
+    """Median seconds of `reps` calls after one warm-up call (and the last result if asked)."""
     fn()
     times = []
     for _ in range(reps):
         sync(dev)
         t = time.perf_counter()
-        fn()
+        res = fn()
         sync(dev)
         times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2]
+    med = sorted(times)[len(times) // 2]
+    return (med, res) if with_result else med
 
 
 def matmul_peak(dev, tiny):
@@ -141,7 +142,8 @@ def build_model(name, a, dt):
 
 def linear_flops(model, tokens, lens):
     cfg = model.config
-    n_lin = sum(m.weight.numel() for n, m in model.named_modules() if isinstance(m, __import__("torch").nn.Linear))
+    import torch
+    n_lin = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
     hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     attn = 4 * cfg.num_hidden_layers * cfg.num_attention_heads * hd * sum(n * n for n in lens)
     return 2 * n_lin * tokens + attn
@@ -169,8 +171,6 @@ def hf_padded(model, seqs, bs, dev):
 
 def e2e(name, a, dt, log, tag):
     import torch
-    from l2v.engine.packed import PackedEncoder
-    from l2v.engine.quantize import quantize_linears
     g = torch.Generator().manual_seed(a.seed)
     lo, hi, n = (4, 32, 24) if a.tiny else (16, 512, a.n_texts)
     lens = torch.exp(torch.empty(n).uniform_(math.log(lo), math.log(hi), generator=g)).round().long().tolist()
@@ -180,38 +180,40 @@ def e2e(name, a, dt, log, tag):
     attn_impl = "torch" if a.device == "cpu" else "triton"
     results, ref = {}, {}
     for variant in ("hf_sdpa_padded", "packed_bf16", "packed_fp8", "packed_int8"):
-        model = None
+        run = None
         try:
             if a.device == "cuda":
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
-            model = build_model(name, a, dt)
+            run, flops = make_runner(variant, name, a, dt, seqs, tokens, lens, attn_impl)
             with torch.inference_mode():
-                if variant == "hf_sdpa_padded":
-                    def run():
-                        return hf_padded(model, seqs, a.hf_batch_size, a.device)
-                else:
-                    enc = PackedEncoder(model, pooling="mean", attn_impl=attn_impl)
-                    if variant != "packed_bf16":
-                        quantize_linears(enc, variant.split("_")[1], free_source=True)
-
-                    def run():
-                        return enc.encode(seqs, max_batch_tokens=a.max_batch_tokens)
-                flops = linear_flops(model, tokens, lens)  # before free_source empties weights? counted below
-                secs = bench(run, a.device, 1)
-                ref[variant] = run()
+                secs, ref[variant] = bench(run, a.device, 1, with_result=True)
             peak = torch.cuda.max_memory_allocated() / 2 ** 30 if a.device == "cuda" else None
-            r = dict(tokens_per_s=tokens / secs, seconds=secs, peak_mem_gib=peak)
-            results[variant] = r
-            log(f"[{tag}] {name} {variant}: {r['tokens_per_s']:.0f} tok/s, {secs:.2f} s")
-            results[variant]["flops"] = flops
+            results[variant] = dict(tokens_per_s=tokens / secs, seconds=secs, peak_mem_gib=peak, flops=flops)
+            log(f"[{tag}] {name} {variant}: {tokens / secs:.0f} tok/s, {secs:.2f} s")
         except Exception as exc:  # noqa: BLE001 - OOM / unsupported GPU are results, not crashes
             results[variant] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
             log(f"[{tag}] {name} {variant}: {results[variant]['error']}")
         finally:
-            del model
+            run = None  # drops the model before the next variant builds its own (memory cap)
             gc.collect()
+            if a.device == "cuda":
+                torch.cuda.empty_cache()
     return finish(results, ref, tokens, lens, a)
+
+
+def make_runner(variant, name, a, dt, seqs, tokens, lens, attn_impl):
+    """A fresh model per variant (quantized ones free their bf16 weights). Returns (run, flops)."""
+    from l2v.engine.packed import PackedEncoder
+    from l2v.engine.quantize import quantize_linears
+    model = build_model(name, a, dt)
+    flops = linear_flops(model, tokens, lens)  # before free_source empties the HF weights
+    if variant == "hf_sdpa_padded":
+        return (lambda: hf_padded(model, seqs, a.hf_batch_size, a.device)), flops
+    enc = PackedEncoder(model, pooling="mean", attn_impl=attn_impl)
+    if variant != "packed_bf16":
+        quantize_linears(enc, variant.split("_")[1], free_source=True)
+    return (lambda: enc.encode(seqs, max_batch_tokens=a.max_batch_tokens)), flops
 
 
 def finish(results, ref, tokens, lens, a):
@@ -221,6 +223,36 @@ def finish(results, ref, tokens, lens, a):
         if base is not None and v != "packed_bf16":
             results[v]["cosine_vs_packed_bf16"] = F.cosine_similarity(emb, base, dim=-1).mean().item()
     return dict(n_texts=len(lens), tokens=tokens, max_batch_tokens=a.max_batch_tokens, variants=results)
+
+
+def _version(pkg):
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(pkg)
+    except PackageNotFoundError:
+        return None
+
+
+def target_checks(report):
+    """[(what, measured, target, met)] for the docs/gpu.md targets that this run measured."""
+    checks = []
+    for r in report.get("kernel", {}).get("rows", []):
+        if r["L"] == 512:
+            checks.append(("kernel / masked SDPA at L=512", r["speedup_vs_masked"], TARGETS["kernel_vs_masked_sdpa_at_512"]))
+    for key, block in report.get("e2e", {}).items():
+        v = block["variants"]
+        tps = {k: x.get("tokens_per_s") for k, x in v.items()}
+        if tps.get("packed_bf16") and tps.get("hf_sdpa_padded"):
+            checks.append((f"{key}: packed bf16 / HF padded", tps["packed_bf16"] / tps["hf_sdpa_padded"],
+                           TARGETS["packed_vs_hf"]))
+        for q in ("packed_fp8", "packed_int8"):
+            if tps.get(q) and tps.get("packed_bf16"):
+                checks.append((f"{key}: {q} / packed bf16", tps[q] / tps["packed_bf16"], TARGETS["quant_vs_bf16"]))
+        if tps.get("packed_bf16"):
+            r = v["packed_bf16"]
+            checks.append((f"{key}: packed bf16 MFU (batches <= {block['max_batch_tokens']} tokens)",
+                           r["flops"] / r["seconds"] / 1e12 / report["peak_tflops"], TARGETS["bf16_mfu"]))
+    return [dict(what=w, measured=m, target=t, met=m >= t) for w, m, t in checks]
 
 
 def md_table(report):
@@ -237,6 +269,9 @@ def md_table(report):
             extra = f", cos {r['cosine_vs_packed_bf16']:.4f}" if "cosine_vs_packed_bf16" in r else ""
             mem = f", {r['peak_mem_gib']:.1f} GiB" if r.get("peak_mem_gib") else ""
             out.append(f"| {key} | {v} | {r['tokens_per_s']:.0f} tok/s, MFU {mfu:.1%}{mem}{extra} |")
+    out += ["", "| target | measured | goal | met |", "|---|---|---|---|"]
+    out += [f"| {c['what']} | {c['measured']:.2f} | {c['target']:.2f} | {'yes' if c['met'] else 'NO'} |"
+            for c in report["target_checks"]]
     return "\n".join(out) + "\n"
 
 
@@ -254,7 +289,8 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     log = print
     report = dict(device=torch.cuda.get_device_name() if a.device == "cuda" else platform.processor() or "cpu",
-                  torch=torch.__version__, args=vars(a), targets=TARGETS, dtype=str(dt),
+                  torch=torch.__version__, triton=_version("triton"), transformers=_version("transformers"),
+                  args=vars(a), targets=TARGETS, dtype=str(dt),
                   created=time.strftime("%Y-%m-%dT%H:%M:%S"))
     report["peak_tflops"] = matmul_peak(a.device, a.tiny)
     log(f"peak matmul: {report['peak_tflops']:.2f} TFLOP/s ({report['device']})")
@@ -263,14 +299,17 @@ def main(argv=None):
     if not a.skip_e2e:
         report["e2e"] = {}
         for name in a.models.split(","):
-            report["e2e"][name] = e2e(name, a, dt, log, "uncapped")
+            report["e2e"][f"{name}[tiny]" if a.tiny else name] = e2e(name, a, dt, log, "uncapped")
         if a.device == "cuda" and a.mem_cap_gb > 0:
             total = torch.cuda.get_device_properties(0).total_memory
             torch.cuda.set_per_process_memory_fraction(min(1.0, a.mem_cap_gb * 2 ** 30 / total))
             for name in a.models.split(","):
                 report["e2e"][f"{name}@{a.mem_cap_gb:g}GB"] = e2e(name, a, dt, log, f"cap {a.mem_cap_gb:g} GB")
             torch.cuda.set_per_process_memory_fraction(1.0)
+    report["target_checks"] = target_checks(report)
     table = md_table(report)
+    if a.device == "cpu":
+        table = "CPU dry run with tiny shapes: checks the code paths only; no figure here means anything.\n\n" + table
     (out / "gpu_engine.json").write_text(json.dumps(report, indent=2))
     (out / "gpu_engine.md").write_text(f"# GPU engine benchmark ({report['device']})\n\n{table}")
     print(table)

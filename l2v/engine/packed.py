@@ -159,8 +159,9 @@ class PackedEncoder(nn.Module):
             if isinstance(pooling_mask, (list, tuple)):
                 pooling_mask = pack_sequences(pooling_mask, device=dev)[0]
         total = flat.numel()
-        lens = (cu[1:] - cu[:-1]).cpu()
-        if cu.numel() < 2 or int(cu[0]) != 0 or bool((lens < 0).any()) or int(cu[-1]) != total:
+        cu_host = cu.cpu()  # the one device->host copy per forward
+        lens = cu_host[1:] - cu_host[:-1]
+        if cu.numel() < 2 or int(cu_host[0]) != 0 or bool((lens < 0).any()) or int(cu_host[-1]) != total:
             raise InputError(f"cu_seqlens must start at 0, be non-decreasing and end at total_tokens={total}")
         longest = int(lens.max())
         if max_seqlen is None:

@@ -6,6 +6,7 @@ validate (fp32, then fp16) -> manifest -> atomic move into place.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import sys
 import time
@@ -118,16 +119,20 @@ def export_model(model: str | None, out, **kwargs) -> Path:
 
 @contextlib.contextmanager
 def _hf_progress(enabled: bool):
-    """Scope transformers' own progress bars to our --quiet setting; restore the previous state."""
+    """--quiet: silence transformers' and the GGUF de-quantiser's progress bars (plain tqdm on stderr)
+    for the duration of the export only; the previous state is restored. Errors still propagate."""
     from transformers.utils import logging as hf_logging
 
-    was_disabled = hf_logging.is_progress_bar_enabled() is False
-    if not enabled:
-        hf_logging.disable_progress_bar()
-    try:
+    if enabled:
         yield
+        return
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
     finally:
-        if not was_disabled:
+        if was_enabled:
             hf_logging.enable_progress_bar()
 
 

@@ -14,8 +14,9 @@ Limits: forward only (no backward, no autograd.Function: inference); self-attent
 tiny test models); fp16 / bf16 (fp32 accepted too: TF32 tensor cores on GPU, exact in the
 interpreter); NVIDIA sm80 or newer; no dropout, no alibi, no sliding window, no KV cache.
 
-Tested on: NO GPU YET. Only under the Triton CPU interpreter (`TRITON_INTERPRET=1`, triton 3.9.0)
-with fp32, fp16 and bf16 inputs. The triton 3.9 interpreter computes `tl.dot` on the raw uint16 bits
+Tested on: NO GPU YET. Numerics only under the Triton CPU interpreter (`TRITON_INTERPRET=1`,
+triton 3.9.0) with fp32, fp16 and bf16 inputs; the compiled path is only known to lower to cubin for
+sm80 (mma.sync) and sm90 (wgmma) via ahead-of-time `triton.compile` without a device. The triton 3.9 interpreter computes `tl.dot` on the raw uint16 bits
 of bf16 tiles (wrong results), so when interpreting bf16 the kernel upcasts tiles to fp32 before
 `tl.dot` (`UPCAST_DOT`); the compiled GPU path never does. The bf16 tensor-core path, the autotune
 configs and the performance are unmeasured until `pytest -m gpu` and `bench/gpu_engine.py` run on a
@@ -56,7 +57,7 @@ def _attn_fwd_kernel(
     Q, K, V, Out, cu_seqlens, sm_scale,
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
     SEQ_BUCKET,  # next power of two of max_seqlen: an autotune key only
-    GROUP: tl.constexpr,  # n_heads // n_kv_heads
+    GROUP,  # n_heads // n_kv_heads (runtime: one binary serves every GQA ratio)
     HEAD_DIM: tl.constexpr,
     CAUSAL: tl.constexpr,
     UPCAST_DOT: tl.constexpr,  # interpreter-only bf16 workaround, see module docstring
@@ -94,10 +95,10 @@ def _attn_fwd_kernel(
         cols = start_n + offs_n
         n_valid = cols < seqlen
         tok_n = (start + cols).to(tl.int64)
-        k = tl.load(k_base + tok_n[None, :] * stride_kt + offs_d[:, None], mask=n_valid[None, :], other=0.0)
+        k = tl.load(k_base + tok_n[:, None] * stride_kt + offs_d[None, :], mask=n_valid[:, None], other=0.0)
         if UPCAST_DOT:
             k = k.to(tl.float32)
-        qk = tl.dot(q, k) * qk_scale  # [BLOCK_M, BLOCK_N], fp32
+        qk = tl.dot(q, tl.trans(k)) * qk_scale  # [BLOCK_M, BLOCK_N], fp32 accumulate
         keep = n_valid[None, :]
         if CAUSAL:
             keep = keep & (offs_m[:, None] >= cols[None, :])
@@ -117,8 +118,9 @@ def _attn_fwd_kernel(
 
 
 def _gpu_configs():
+    # (BLOCK_M, BLOCK_N, num_warps, num_stages); all of them AOT-compile for sm80 and sm90 (tests, -m slow)
     shapes = [(128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 2), (128, 32, 4, 3), (64, 64, 4, 3),
-              (64, 64, 4, 4), (64, 32, 4, 2), (64, 128, 4, 2), (128, 64, 8, 2), (64, 64, 8, 2)]
+              (64, 32, 4, 2), (128, 64, 8, 2), (64, 64, 8, 2)]
     return [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=w, num_stages=s) for bm, bn, w, s in shapes]
 
 
@@ -131,9 +133,9 @@ def _prune_configs(configs, named_args, **kwargs):
     return kept or configs[:1]
 
 
-# Autotune keyed on head dim and the max_seqlen bucket (dtypes are part of triton's key too).
+# Autotune keyed on head dim, the max_seqlen bucket and causal (triton adds the dtypes to the key).
 _attn_fwd_tuned = triton.autotune(
-    configs=_gpu_configs(), key=["HEAD_DIM", "SEQ_BUCKET", "CAUSAL", "GROUP"],
+    configs=_gpu_configs(), key=["HEAD_DIM", "SEQ_BUCKET", "CAUSAL"],
     prune_configs_by={"early_config_prune": _prune_configs},
 ) if not INTERPRET else None
 
@@ -219,8 +221,9 @@ def flash_attn_varlen_fwd(q, k, v, cu_seqlens, max_seqlen, *, causal=False, soft
     if total == 0 or max_seqlen == 0:
         return out
     args = (q, k, v, out, cu_seqlens, softmax_scale, q.stride(0), q.stride(1), k.stride(0), k.stride(1),
-            v.stride(0), v.stride(1), out.stride(0), out.stride(1), triton.next_power_of_2(max_seqlen))
-    meta = dict(GROUP=n_heads // n_kv, HEAD_DIM=head_dim, CAUSAL=bool(causal))
+            v.stride(0), v.stride(1), out.stride(0), out.stride(1), triton.next_power_of_2(max_seqlen),
+            n_heads // n_kv)
+    meta = dict(HEAD_DIM=head_dim, CAUSAL=bool(causal))
     if INTERPRET:
         block = _INTERPRET_BLOCK[head_dim]
         grid = (triton.cdiv(max_seqlen, block), n_heads, batch)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import padded_reference, random_seqs, tiny_model
+from engine_tiny_models import padded_reference, random_seqs, tiny_model
 
 from l2v.engine.packed import PackedEncoder
 from l2v.errors import InputError, UnsupportedArchitectureError
@@ -53,14 +53,16 @@ def test_matches_padded_hf_causal(arch_model):
 @pytest.mark.parametrize("arch", ["llama", "qwen3", "gemma"])
 def test_triton_kernel_in_engine(arch):
     pytest.importorskip("triton", reason="triton is not installed: pip install 'l2v-export[gpu]'")
+    from l2v.kernels import flash_attn
+
     model = tiny_model(arch)
-    if torch.cuda.is_available() and not __import__("os").environ.get("TRITON_INTERPRET"):
+    if not flash_attn.INTERPRET:  # compiled kernel: CUDA tensors (and TF32 dots for fp32 inputs)
         model = model.cuda()
     seqs = random_seqs([9, 1, 0, 40])
     masks = pooling_masks_for(seqs, "mean")
     ref = PackedEncoder(model, pooling="mean", attn_impl="torch")(seqs, masks)
     got = PackedEncoder(model, pooling="mean", attn_impl="triton")(seqs, masks)
-    assert (got - ref).abs().max().item() <= (TOL if not torch.cuda.is_available() else 5e-3)
+    assert (got - ref).abs().max().item() <= (TOL if flash_attn.INTERPRET else 5e-3)
 
 
 def test_packed_inputs_normalize_dim_and_empty_sequence():
@@ -144,3 +146,23 @@ def test_matches_lead_embedding_model():
         ref = em(ids, am, pm)
     got = PackedEncoder(model, pooling="mean", normalize=True)(seqs, masks)
     assert (got - ref).abs().max().item() <= TOL
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("arch", ["llama", "qwen3", "gemma"])
+def test_gpu_bf16_engine_matches_hf(arch):
+    """bf16 on CUDA with the compiled kernel (head_dim 64/128/256 as in real models) vs padded HF."""
+    from l2v.kernels import flash_attn
+
+    if flash_attn.INTERPRET:
+        pytest.skip("TRITON_INTERPRET=1")
+    head_dim = {"llama": 64, "qwen3": 128, "gemma": 256}[arch]
+    model = tiny_model(arch, head_dim=head_dim, initializer_range=0.02).to("cuda", torch.bfloat16)
+    seqs = random_seqs([300, 1, 77, 512, 0, 5], seed=11)
+    masks = pooling_masks_for(seqs, "mean")
+    got = PackedEncoder(model, pooling="mean", attn_impl="triton")(seqs, masks)
+    keep = [i for i, s in enumerate(seqs) if len(s)]
+    ref = padded_reference(model, [seqs[i] for i in keep], [masks[i] for i in keep], "mean")
+    cos = torch.nn.functional.cosine_similarity(got[keep], ref.to(got.device), dim=-1)
+    assert cos.min().item() >= 0.999

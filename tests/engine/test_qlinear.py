@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import random_seqs, tiny_model
+from engine_tiny_models import random_seqs, tiny_model
 
 from l2v.engine.packed import PackedEncoder
 from l2v.engine.qlinear import (QuantLinear, fp8_matmul, int8_matmul, quantize_per_row, require_fp8_capability,

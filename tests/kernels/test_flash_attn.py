@@ -159,18 +159,22 @@ def _random_lens(n, lo, hi, seed):
     return [0, 1] + torch.randint(lo, hi + 1, (n,), generator=g).tolist()
 
 
+# (GQA group, causal, longest length): every group, both causal flags, short and long packs.
+GPU_MIXES = [(1, False, 1025), (4, False, 4096), (8, False, 128), (4, True, 2048), (8, True, 1025)]
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("dtype", LOW, ids=["fp16", "bf16"])
 @pytest.mark.parametrize("head_dim", [64, 128, 256])
-@pytest.mark.parametrize("group", [1, 4, 8])
-@pytest.mark.parametrize("causal", [False, True], ids=["bidir", "causal"])
-@pytest.mark.parametrize("max_len", [128, 1025, 4096])
+@pytest.mark.parametrize("group,causal,max_len", GPU_MIXES, ids=[f"g{g}-{'causal' if c else 'bidir'}-L{m}"
+                                                                  for g, c, m in GPU_MIXES])
 def test_gpu_full_size(fa, dtype, head_dim, group, causal, max_len):
     if fa.INTERPRET:
         pytest.skip("TRITON_INTERPRET=1: the gpu tests need the compiled kernel")
-    lens = _random_lens(16, 1, max_len, seed=head_dim + group + max_len)
-    q, k, v, cu = make_pack(lens, 8 * group if group > 1 else 16, 8 if group > 1 else 16, head_dim, dtype, "cuda")
+    lens = _random_lens(16, 1, max_len, seed=head_dim + group + max_len) + [max_len]
+    n_kv = 8 if group > 1 else 16
+    q, k, v, cu = make_pack(lens, n_kv * group, n_kv, head_dim, dtype, "cuda")
     check_close(fa, q, k, v, cu, causal=causal)
 
 
