@@ -9,6 +9,7 @@ import numpy as np
 from l2v.errors import ArtifactError, InputError
 
 BACKENDS = ("onnx", "torch")
+ENGINES = ("padded", "packed")
 
 
 class OnnxBackend:
@@ -37,20 +38,25 @@ class OnnxBackend:
         return self.session.run([self.output], {k: arrays[k] for k in self.inputs})[0]
 
 
+def _torch_backbone(root: Path, manifest: dict, dtype):
+    from transformers import AutoModel
+
+    info = manifest.get("torch")
+    if not info or not (root / info["dir"]).is_dir():
+        raise ArtifactError(f"artifact {str(root)!r} has no PyTorch weights",
+                            hint="re-export without --no-torch-weights, or use backend='onnx'")
+    return AutoModel.from_pretrained(str(root / info["dir"]), dtype=dtype, local_files_only=True).eval()
+
+
 class TorchBackend:
-    """The merged model in PyTorch, built from the artifact's `torch/` weights and its manifest."""
+    """The merged model in PyTorch (padded batches, the exported module itself), from `torch/`."""
 
     def __init__(self, root: Path, manifest: dict, device: str = "cpu"):
         import torch
-        from transformers import AutoModel
 
         from l2v.model.encoder import EmbeddingModel
 
-        info = manifest.get("torch")
-        if not info or not (root / info["dir"]).is_dir():
-            raise ArtifactError(f"artifact {str(root)!r} has no PyTorch weights",
-                                hint="re-export without --no-torch-weights, or use backend='onnx'")
-        backbone = AutoModel.from_pretrained(str(root / info["dir"]), dtype=torch.float32, local_files_only=True)
+        backbone = _torch_backbone(root, manifest, torch.float32)
         self.model = EmbeddingModel(backbone, manifest["pooling"], manifest["normalize"],
                                     manifest["attention"] == "causal", manifest["dim"]).eval().to(device)
         self.device = device
@@ -64,12 +70,44 @@ class TorchBackend:
             return self.model(**args).float().cpu().numpy()
 
 
-def make_backend(root: Path, manifest: dict, backend: str, device: str, variant: str | None, providers, threads):
+class PackedBackend:
+    """The padding-free engine (`l2v.engine.PackedEncoder`): on CUDA in bf16 with the Triton kernel,
+    on CPU in fp32 with the per-sequence torch attention (a reference path, not a fast one)."""
+
+    def __init__(self, root: Path, manifest: dict, device: str = "cpu"):
+        import torch
+
+        from l2v.engine import PackedEncoder
+
+        cuda = device == "cuda"
+        backbone = _torch_backbone(root, manifest, torch.bfloat16 if cuda else torch.float32).to(device)
+        self.model = PackedEncoder(backbone, pooling=manifest["pooling"], normalize=manifest["normalize"],
+                                   attention=manifest["attention"], attn_impl="triton" if cuda else "torch",
+                                   dim=manifest["dim"])
+        self._lock = threading.Lock()
+
+    def run(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        import torch
+
+        keep = arrays["attention_mask"].astype(bool)
+        seqs = [torch.from_numpy(ids[m]) for ids, m in zip(arrays["input_ids"], keep)]
+        pooled = [torch.from_numpy(p[m]) for p, m in zip(arrays["pooling_mask"], keep)]
+        with self._lock:
+            return self.model(seqs, pooled).float().cpu().numpy()
+
+
+def make_backend(root: Path, manifest: dict, backend: str, device: str, variant: str | None, providers, threads,
+                 engine: str | None = None):
     if backend not in BACKENDS:
         raise InputError(f"backend {backend!r} is not supported", hint=f"use one of {', '.join(BACKENDS)}")
     if device not in ("cpu", "cuda"):
         raise InputError(f"device {device!r} is not supported", hint="use 'cpu' or 'cuda'")
     if backend == "torch":
+        engine = engine or ("packed" if device == "cuda" else "padded")
+        if engine not in ENGINES:
+            raise InputError(f"engine {engine!r} is not supported", hint=f"use one of {', '.join(ENGINES)}")
+        if engine == "packed":
+            return PackedBackend(root, manifest, device), "bf16" if device == "cuda" else "fp32"
         return TorchBackend(root, manifest, device), "fp32"
     variants = manifest["variants"]
     name = variant or manifest.get("default_variant", "fp32")

@@ -64,7 +64,9 @@ class Encoder:
 
 
 def load(path, backend: str = "onnx", device: str = "cpu", variant: str | None = None,
-         providers=None, threads: int | None = None) -> Encoder:
+         providers=None, threads: int | None = None, engine: str | None = None) -> Encoder:
+    """backend "onnx" (variant: fp32, fp16, quantized ones) or "torch" (engine "padded", or "packed":
+    the padding-free engine, the default on device="cuda")."""
     from transformers import AutoTokenizer
 
     from l2v.export.artifact import read_manifest
@@ -78,5 +80,5 @@ def load(path, backend: str = "onnx", device: str = "cpu", variant: str | None =
     tokenizer.pad_token = tok["pad_token"]
     spec = TextSpec.from_dict(manifest["text"])
     tokenizer.padding_side = spec.padding_side
-    impl, name = make_backend(root, manifest, backend, device, variant, providers, threads)
+    impl, name = make_backend(root, manifest, backend, device, variant, providers, threads, engine)
     return Encoder(root, manifest, impl, name, Preprocessor(tokenizer, spec))

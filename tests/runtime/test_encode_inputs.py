@@ -92,3 +92,14 @@ def test_bad_backend_and_variant(enc):
         l2v.load(enc.root, backend="tensorflow")
     with pytest.raises(InputError, match="variant 'int3'"):
         l2v.load(enc.root, variant="int3")
+
+
+def test_packed_engine_backend_matches_padded(enc):
+    """`l2v.load(dir, backend="torch", engine="packed")`: the padding-free engine (CPU reference
+    attention here; Triton on CUDA) gives the vectors of the exported module."""
+    texts = ["a short one", "a somewhat longer sentence with more words in it", "", "mid sized text"]
+    packed = l2v.load(enc.root, backend="torch", engine="packed")
+    padded = l2v.load(enc.root, backend="torch")
+    assert np.abs(packed.encode(texts, batch_size=3) - padded.encode(texts)).max() <= 1e-4
+    with pytest.raises(InputError, match="engine 'paged'"):
+        l2v.load(enc.root, backend="torch", engine="paged")
