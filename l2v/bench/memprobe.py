@@ -1,0 +1,87 @@
+"""Peak memory of one backend, measured alone in a fresh process (nothing else loaded, nothing left over
+from other backends): load it, run one forward of batch x seq, report RSS (and CUDA) peaks as JSON.
+
+    python -m l2v.bench.memprobe ROOT BACKEND VARIANT --batch B --seq S [--device D] [--threads T]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from l2v.errors import L2VError
+
+
+def probe_in_subprocess(root: Path, backend: str, variant: str, batch: int, seq: int, device: str,
+                        threads: int | None, timeout_s: float = 900) -> dict:
+    """The child's JSON result; raises `L2VError` with the child's last stderr line if it failed."""
+    cmd = [sys.executable, "-m", "l2v.bench.memprobe", str(root), backend, variant, "--batch", str(batch),
+           "--seq", str(seq), "--device", device] + (["--threads", str(threads)] if threads else [])
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired as e:
+        raise L2VError(f"memory probe of {backend}/{variant} took over {timeout_s:.0f} s") from e
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        last = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        raise L2VError(f"memory probe of {backend}/{variant} failed: {last[:200]}")
+    return json.loads(lines[-1])
+
+
+def _open(root: Path, manifest: dict, backend: str, variant: str, device: str, threads):
+    from l2v.bench import runners
+
+    if backend == "hf":
+        return runners.open_hf(root, manifest, device)
+    if backend in ("torch", "packed"):
+        return runners.open_l2v_torch(root, device, "padded" if backend == "torch" else "packed")
+    if backend == "trt":
+        return runners.open_trt(root, manifest, threads)
+    return runners.open_ort(root, manifest, variant, device, threads)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m l2v.bench.memprobe")
+    p.add_argument("root")
+    p.add_argument("backend")
+    p.add_argument("variant")
+    p.add_argument("--batch", type=int, required=True)
+    p.add_argument("--seq", type=int, required=True)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args(argv)
+
+    from l2v.bench import memory
+    from l2v.bench.speed import synthetic_arrays
+    from l2v.export.artifact import read_manifest
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    root = Path(args.root)
+    manifest = read_manifest(root)
+    start = memory.rss_mb()
+    reset_ok = memory.reset_peak_rss()
+    runner = _open(root, manifest, args.backend, args.variant, args.device, args.threads)
+    loaded = memory.rss_mb()
+    from transformers import AutoTokenizer
+
+    vocab = len(AutoTokenizer.from_pretrained(str(root), local_files_only=True))
+    runner.run(synthetic_arrays(args.batch, args.seq, vocab))
+    out = {"rss_start_mb": start, "rss_loaded_mb": loaded, "peak_rss_mb": memory.peak_rss_mb(),
+           "peak_scope": "since start" if reset_ok else "process lifetime"}
+    if args.device.startswith("cuda") and args.backend in ("hf", "torch", "packed"):
+        out["cuda_peak_mb"] = memory.cuda_peak_mb(args.device)
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except L2VError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
