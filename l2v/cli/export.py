@@ -43,6 +43,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--verbose", action="store_true", help="show the ONNX exporter's own output")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    from l2v.quantize.cli import add_quant_flags
+
+    add_quant_flags(p)
     return p
 
 
@@ -59,6 +62,7 @@ def main(argv=None) -> int:
             text_mode=args.text_mode, doc_max_length=args.doc_max_length,
             overwrite=args.overwrite, opset=args.opset, torch_weights=not args.no_torch_weights,
             tokenizer=args.tokenizer, demo=args.demo, progress=not args.quiet, verbose=args.verbose,
+            quant=args.quant, min_recall=args.min_recall, calib=args.calib, eval=args.eval,
         )
         print(out)
 

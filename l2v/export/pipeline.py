@@ -44,6 +44,10 @@ class ExportOptions:
     demo: bool = False
     progress: bool = True
     verbose: bool = False
+    quant: list[str] = field(default_factory=list)  # l2v.quantize methods, added after fp32 validates
+    min_recall: float | None = None
+    calib: str | None = None
+    eval: str | None = None
 
     def check(self) -> None:
         from l2v.text.presets import resolve_export
@@ -218,6 +222,11 @@ def _export_model(model: str | None, out, **kwargs) -> Path:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "export_seconds_total": round(time.perf_counter() - t0, 1),
         })
+        if opts.quant:  # gated variants; a refusal raises here and nothing is committed
+            from l2v.quantize import quantize_artifact
+
+            quantize_artifact(writer.tmp, opts.quant, calib=opts.calib, eval=opts.eval,
+                              min_recall=opts.min_recall, progress=opts.progress)
         writer.commit()
     step(f"done: {out}")
     return out.resolve()

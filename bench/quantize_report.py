@@ -1,0 +1,171 @@
+"""Quantization evidence: every method on one artifact, measured in ONE run on this machine.
+
+    python bench/quantize_report.py ARTIFACT --data-dir /work/assets/data --max-tokens 32 \
+        --out bench/results/quant_smollm2
+
+Adds the variants to ARTIFACT (built-in calibration/eval texts, no gate), then on the BBC News corpus
+(every document, truncated to --max-tokens tokens; neighbours over the whole corpus) measures each
+variant against ORT fp32: mean/min cosine, recall@1/@10 of nearest neighbours, size on disk, and
+median time per call at batch 1 and batch 32 with all runners interleaved rep by rep (ratios to ORT
+fp32 and to PyTorch fp32 are what to trust on a shared machine). Writes OUT.json, OUT.md, OUT.png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+DEFAULT = ["int8-dynamic", "int8-smooth", "int8-smooth:name=int8-smooth-nbits,kernel=nbits,keep_sensitive=3",
+           "w8", "w4", "w4:name=w4-awq,algorithm=awq", "auto", "fp16", "bf16"]
+GATE_ONLY = ["fp16", "bf16"]  # on ORT's CPU provider these are slow/fp32-speed: timed, but not run over the corpus
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("artifact")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--max-tokens", type=int, default=32)
+    p.add_argument("--docs", type=int, default=None, help="stratified sample (default: all 2,225)")
+    p.add_argument("--quant", action="append", default=None)
+    p.add_argument("--speed-reps", type=int, default=5)
+    p.add_argument("--out", default="bench/results/quant_smollm2")
+    args = p.parse_args(argv)
+
+    import l2v
+    from l2v.eval.corpora import load_bbc
+    from l2v.quantize import quantize_artifact
+    from l2v.quantize.context import Context
+    from l2v.quantize.measure import OnnxRunner, TorchRunner, embed, fidelity, speed
+
+    root = Path(args.artifact).resolve()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    quant = args.quant or DEFAULT
+    t0 = time.perf_counter()
+    log = lambda m: print(f"[{time.perf_counter() - t0:6.0f}s] {m}", file=sys.stderr, flush=True)  # noqa: E731
+
+    manifest = json.loads((root / "l2v.json").read_text())
+    built = {}
+    for spec in quant:
+        name = spec.split(":")[0] if "name=" not in spec else spec.split("name=")[1].split(",")[0]
+        if name in manifest["variants"] or name in (manifest.get("torch_variants") or {}):
+            log(f"{name}: already in the artifact")
+            continue
+        t = time.perf_counter()
+        quantize_artifact(root, [spec], speed=False, progress=True)
+        built[name] = round(time.perf_counter() - t, 1)
+        log(f"{name}: built and gated in {built[name]}s")
+    manifest = json.loads((root / "l2v.json").read_text())
+
+    corpus = load_bbc(args.data_dir)
+    if args.docs:
+        corpus = corpus.sample(args.docs)
+    ctx = Context(root, manifest, [])
+    batches = ctx.batches(corpus.texts, args.max_tokens, batch=32)
+    output = manifest["export"]["output"]
+    runners = {"fp32": OnnxRunner(root / manifest["variants"]["fp32"]["file"], output)}
+    names = [n for n in manifest["variants"] if n not in ("fp32", *GATE_ONLY)]
+    ctx_torch = l2v.load(root, backend="torch")
+    runners["torch-fp32"] = TorchRunner(ctx_torch.backend.model)
+    for n in names + [g for g in GATE_ONLY if g in manifest["variants"]]:
+        runners[n] = OnnxRunner(root / manifest["variants"][n]["file"], output)
+
+    rows = {}
+    log(f"embedding {len(corpus)} BBC documents (<= {args.max_tokens} tokens) with fp32")
+    t = time.perf_counter()
+    ref = embed(runners["fp32"], batches)
+    rows["fp32"] = {"corpus_seconds": round(time.perf_counter() - t, 1), **fidelity(ref, ref)}
+    for n in [n for n in names if n not in GATE_ONLY]:
+        t = time.perf_counter()
+        got = embed(runners[n], batches)
+        rows[n] = {"corpus_seconds": round(time.perf_counter() - t, 1), **fidelity(ref, got)}
+        log(f"{n}: {rows[n]}")
+        _save(out, args, corpus, rows, manifest, built, None)
+
+    b32 = batches[len(batches) // 2]
+    b32 = {k: v[:32] for k, v in b32.items()}
+    b1 = {k: v[:1] for k, v in b32.items()}
+    log("timing batch 1 and batch 32, all runners interleaved")
+    timing = speed(runners, b1, b32, min_seconds=60.0, max_reps=args.speed_reps)
+    rows["torch-fp32"] = {"note": "PyTorch fp32 of the same artifact (timed only)"}
+    for g in GATE_ONLY:  # gate figures (built-in eval set) for the variants not run over the corpus
+        if g in manifest["variants"]:
+            gt = manifest["variants"][g]["gate"]
+            rows[g] = {"corpus_seconds": None, "note": "built-in eval set, not BBC",
+                       **{k: gt[k] for k in ("eval_texts", "mean_cosine", "min_cosine", "recall@1", "recall@10")}}
+    _save(out, args, corpus, rows, manifest, built, timing)
+    log(f"wrote {out}.json, {out}.md, {out}.png")
+    return 0
+
+
+def _save(out: Path, args, corpus, rows: dict, manifest: dict, built: dict, timing: dict | None) -> None:
+    from l2v.quantize.graph import file_bytes
+
+    root = Path(args.artifact)
+    table = []
+    base_t = timing["fp32"] if timing else None
+    torch_t = timing.get("torch-fp32") if timing else None
+    for n, r in rows.items():
+        v = manifest["variants"].get(n)
+        size = file_bytes(root / v["file"]) if v else None
+        row = {"variant": n, "method": (v or {}).get("quant", {}).get("method", n),
+               "size_mb": round(size / 1e6, 1) if size else None, **r}
+        if v:
+            row["quant_ops"] = v.get("quant_ops")
+            row["kept_fp32"] = v.get("kept_fp32")
+            row["builtin_eval_recall@10"] = v.get("gate", {}).get("recall@10")
+        if timing and n in timing:
+            t = timing[n]
+            row.update(batch1_ms=t["batch1_ms"], batch32_ms=t["batch32_ms"],
+                       x_ort_b1=round(base_t["batch1_ms"] / t["batch1_ms"], 2),
+                       x_ort_b32=round(base_t["batch32_ms"] / t["batch32_ms"], 2),
+                       x_torch_b1=round(torch_t["batch1_ms"] / t["batch1_ms"], 2),
+                       x_torch_b32=round(torch_t["batch32_ms"] / t["batch32_ms"], 2))
+        table.append(row)
+    meta = {"artifact": str(root), "source": manifest.get("source", {}).get("name"), "corpus": "bbc",
+            "documents": len(corpus), "max_tokens": args.max_tokens, "batch_speed_tokens": args.max_tokens,
+            "machine": f"{platform.processor() or platform.machine()}, shared CPU", "build_seconds": built,
+            "note": "all figures from one run; speed = median ms per call, runners interleaved rep by rep"}
+    Path(f"{out}.json").write_text(json.dumps({"meta": meta, "rows": table}, indent=2) + "\n")
+    cols = ["variant", "size_mb", "batch1_ms", "batch32_ms", "x_ort_b1", "x_ort_b32", "x_torch_b1", "x_torch_b32",
+            "mean_cosine", "min_cosine", "recall@1", "recall@10"]
+    lines = [f"BBC News, {len(corpus)} documents truncated to {args.max_tokens} tokens, neighbours over the whole "
+             "corpus; reference = ORT fp32 of the same artifact.", "",
+             "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in table:
+        lines.append("| " + " | ".join("" if row.get(c) is None else str(row.get(c)) for c in cols) + " |")
+    lines += ["", f"{', '.join(GATE_ONLY)}: cosine/recall on the built-in eval set (stdlib docstrings), not BBC; "
+              "torch-fp32: timing only. Speed ratios x_ort/x_torch = fp32 time / variant time, measured in "
+              "this run with all runners interleaved."]
+    Path(f"{out}.md").write_text("\n".join(lines) + "\n")
+    if timing:
+        _plot(out, table)
+
+
+def _plot(out: Path, table: list) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in table:
+        if r.get("x_ort_b32") is None or r.get("recall@10") is None:
+            continue
+        ax.scatter(r["x_ort_b32"], r["recall@10"], s=max(20, (r.get("size_mb") or 550) / 3), alpha=0.6)
+        ax.annotate(r["variant"], (r["x_ort_b32"], r["recall@10"]), fontsize=8, xytext=(4, 2),
+                    textcoords="offset points")
+    ax.axhline(0.95, ls="--", lw=0.8, color="grey")
+    ax.axvline(1.0, ls=":", lw=0.8, color="grey")
+    ax.set_xlabel("speed-up vs ORT fp32 at batch 32 (same run)")
+    ax.set_ylabel("recall@10 vs fp32 neighbours (BBC)")
+    ax.set_title("Quantized variants: fidelity vs speed (marker area ~ size on disk)")
+    fig.tight_layout()
+    fig.savefig(f"{out}.png", dpi=120)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Flags shared by `l2v-export --quant ...` and `python -m l2v.quantize DIR --quant ...`."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+QUANT_HELP = ("add a quantized variant (repeatable): fp16, bf16, int8-dynamic, int8-smooth, w8, w4, "
+              "bnb-int8, bnb-nf4, auto; options as METHOD:key=value,... (e.g. w4:block_size=64)")
+
+
+def add_quant_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quant", action="append", default=[], metavar="METHOD", help=QUANT_HELP)
+    p.add_argument("--min-recall", type=float, default=None, metavar="R",
+                   help="refuse (exit 3, nothing written) a variant whose recall@10 vs fp32 is below R")
+    p.add_argument("--calib", default=None, metavar="FILE",
+                   help="calibration texts: one per line or JSONL with 'text' (default: built-in real text)")
+    p.add_argument("--eval", default=None, metavar="FILE",
+                   help="gate texts, different from --calib (default: built-in real text)")
+
+
+def main(argv=None) -> int:
+    from l2v.cli.common import run_main
+
+    p = argparse.ArgumentParser(prog="python -m l2v.quantize",
+                                description="Add quantized variants to an existing l2v artifact.")
+    p.add_argument("artifact", help="artifact directory (made by l2v-export)")
+    add_quant_flags(p)
+    p.add_argument("--overwrite", action="store_true", help="replace variants of the same name")
+    p.add_argument("--no-speed", action="store_true", help="skip the batch-1/batch-32 timing")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = p.parse_args(argv)
+
+    def job():
+        import json
+
+        from l2v.errors import InputError
+        from l2v.quantize.api import quantize_artifact
+
+        if not args.quant:
+            raise InputError("no --quant given", hint="e.g. --quant int8-smooth --quant w4")
+        entries = quantize_artifact(args.artifact, args.quant, calib=args.calib, eval=args.eval,
+                                    min_recall=args.min_recall, overwrite=args.overwrite,
+                                    speed=not args.no_speed, progress=not args.quiet)
+        for name, e in entries.items():
+            print(json.dumps({"variant": name, **{k: e["gate"][k] for k in
+                                                  ("mean_cosine", "min_cosine", "recall@1", "recall@10")}}))
+
+    return run_main(job, args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""One config dataclass per quantization method, serialisable to JSON (with a version) for the manifest.
+
+`parse_method("w4:block_size=64,algorithm=hqq")` builds a config from a CLI spec; `config_from_dict`
+reads one back from `l2v.json`. Validation raises `InputError` (never assert).
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from l2v.errors import InputError
+
+CONFIG_VERSION = 1
+
+
+@dataclass
+class QuantConfig:
+    method: ClassVar[str] = ""
+
+    def check(self) -> None:
+        """Raise InputError on a bad field value (subclasses extend)."""
+
+    @property
+    def variant(self) -> str:
+        """Name of the variant in the manifest (the method name unless `name` is set)."""
+        return getattr(self, "name", None) or self.method
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "version": CONFIG_VERSION, **dataclasses.asdict(self)}
+
+
+def _choice(value, allowed, what: str) -> None:
+    if value not in allowed:
+        raise InputError(f"{what}={value!r} is not supported", hint=f"use one of {', '.join(map(str, allowed))}")
+
+
+def _check_keep(keep) -> None:
+    if not isinstance(keep, list) or not all(isinstance(k, str) and k for k in keep):
+        raise InputError(f"keep_fp32={keep!r} must be a list of MatMul name patterns (e.g. 'mlp.down_proj')")
+
+
+@dataclass
+class Fp16Config(QuantConfig):
+    method: ClassVar[str] = "fp16"
+    name: str | None = None
+
+
+@dataclass
+class Bf16Config(QuantConfig):
+    """bf16 weight storage (half the size); on ORT's CPU provider the weights are cast back to fp32 at
+    load and computed in fp32, because the CPU provider has no bf16 MatMul kernel."""
+    method: ClassVar[str] = "bf16"
+    name: str | None = None
+
+
+@dataclass
+class Int8DynamicConfig(QuantConfig):
+    """ONNX Runtime dynamic quantization: int8 weights (per-channel), uint8 activations quantized per
+    tensor at run time (the naive baseline)."""
+    method: ClassVar[str] = "int8-dynamic"
+    name: str | None = None
+    per_channel: bool = True
+    reduce_range: bool = False
+    keep_fp32: list = field(default_factory=list)
+
+    def check(self) -> None:
+        _check_keep(self.keep_fp32)
+
+
+@dataclass
+class Int8SmoothConfig(QuantConfig):
+    """SmoothQuant: migrate activation outliers into the weights (scales folded into the RMSNorm weights
+    and into up_proj for down_proj), re-export, then W8A8.
+
+    kernel="token" (default): int8 weights per output channel x int8 activations with one scale per
+    token, on ORT's MatMulInteger (see w8a8.py);
+    kernel="nbits": int8 weights per block of `block_size` input channels x int8 activations per token
+    and block (MatMulNBits, accuracy_level 4): more accurate, but not faster than fp32 on ORT's CPU;
+    kernel="integer": ORT dynamic MatMulInteger (uint8 activations with one scale per *tensor*).
+    Outlier handling beyond smoothing: keep_sensitive = number of decoder layers left in fp32, the
+    most sensitive first (measured end to end, see sensitivity.py);
+    keep_fp32 = explicit MatMul name patterns left in fp32, e.g. ["mlp.down_proj", "layers.0."].
+    """
+    method: ClassVar[str] = "int8-smooth"
+    name: str | None = None
+    alpha: float = 0.5
+    kernel: str = "token"
+    block_size: int = 32
+    smooth_down_proj: bool = True
+    keep_sensitive: int = 4
+    keep_fp32: list = field(default_factory=list)
+    calib_texts: int = 128
+    calib_max_length: int = 128
+
+    def check(self) -> None:
+        if not 0.0 <= float(self.alpha) <= 1.0:
+            raise InputError(f"alpha={self.alpha} must be in [0, 1]")
+        _choice(self.kernel, ("token", "nbits", "integer"), "kernel")
+        if not isinstance(self.keep_sensitive, int) or self.keep_sensitive < 0:
+            raise InputError(f"keep_sensitive={self.keep_sensitive!r} must be an integer >= 0")
+        _choice(self.block_size, (16, 32, 64, 128, 256), "block_size")
+        _check_keep(self.keep_fp32)
+        _check_calib(self)
+
+
+@dataclass
+class WeightOnlyConfig(QuantConfig):
+    """MatMulNBits weight-only quantization (bits per weight, one scale per block of input channels).
+
+    algorithm: "rtn" (round to nearest), "hqq" (half-quadratic, ORT), "awq" (activation-aware per-channel
+    scaling from calibration, folded into the preceding RMSNorm/up_proj, then RTN).
+    accuracy_level: 0 = dequantise to fp32; 4 = int8 activations (per token and block) on the int8 kernels.
+    """
+    method: ClassVar[str] = ""
+    name: str | None = None
+    bits: int = 4
+    block_size: int = 32
+    symmetric: bool = True
+    accuracy_level: int = 4
+    algorithm: str = "rtn"
+    awq_grid: int = 11
+    keep_fp32: list = field(default_factory=list)
+    calib_texts: int = 128
+    calib_max_length: int = 128
+
+    def check(self) -> None:
+        _choice(self.bits, (4, 8), "bits")
+        _choice(self.block_size, (16, 32, 64, 128, 256), "block_size")
+        _choice(self.accuracy_level, (0, 1, 2, 3, 4), "accuracy_level")
+        _choice(self.algorithm, ("rtn", "hqq", "awq"), "algorithm")
+        if self.algorithm == "hqq" and self.bits != 4:
+            raise InputError("algorithm=hqq supports bits=4 only in ONNX Runtime", hint="use rtn or awq for w8")
+        if not isinstance(self.awq_grid, int) or self.awq_grid < 2:
+            raise InputError(f"awq_grid={self.awq_grid!r} must be an integer >= 2")
+        _check_keep(self.keep_fp32)
+        _check_calib(self)
+
+
+@dataclass
+class W8Config(WeightOnlyConfig):
+    method: ClassVar[str] = "w8"
+    bits: int = 8
+
+
+@dataclass
+class W4Config(WeightOnlyConfig):
+    method: ClassVar[str] = "w4"
+    bits: int = 4
+    algorithm: str = "hqq"  # measured best on SmolLM2 (docs/quantization.md)
+
+
+@dataclass
+class BnbInt8Config(QuantConfig):
+    """PyTorch runtime: bitsandbytes LLM.int8() (int8 weights, fp outlier columns above `threshold`)."""
+    method: ClassVar[str] = "bnb-int8"
+    name: str | None = None
+    threshold: float = 6.0
+
+
+@dataclass
+class BnbNf4Config(QuantConfig):
+    """PyTorch runtime: bitsandbytes 4-bit NormalFloat weights, fp32 compute."""
+    method: ClassVar[str] = "bnb-nf4"
+    name: str | None = None
+    quant_type: str = "nf4"
+    blocksize: int = 64
+
+    def check(self) -> None:
+        _choice(self.quant_type, ("nf4", "fp4"), "quant_type")
+        _choice(self.blocksize, (64, 128, 256), "blocksize")
+
+
+@dataclass
+class AutoConfig(QuantConfig):
+    """Search the smallest/fastest int8-smooth mix that holds the gate: rank decoder layers by measured
+    sensitivity (end-to-end cosine drop when only that layer is quantized), then keep the most sensitive
+    `k` in fp32, searching k (steps of `step`, then bisection) until recall@10 on the eval set reaches
+    `min_recall` (default: the --min-recall of the run, else 0.95). The chosen mix goes in the manifest."""
+    method: ClassVar[str] = "auto"
+    name: str | None = None
+    alpha: float = 0.5
+    min_recall: float | None = None
+    step: int = 2
+    max_keep: int = 64
+
+    def check(self) -> None:
+        if not 0.0 <= float(self.alpha) <= 1.0:
+            raise InputError(f"alpha={self.alpha} must be in [0, 1]")
+        if self.min_recall is not None and not 0.0 < float(self.min_recall) <= 1.0:
+            raise InputError(f"min_recall={self.min_recall} must be in (0, 1]")
+        for key in ("step", "max_keep"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
+                raise InputError(f"{key}={getattr(self, key)!r} must be a positive integer")
+
+
+def _check_calib(cfg) -> None:
+    if not isinstance(cfg.calib_texts, int) or cfg.calib_texts < 1:
+        raise InputError(f"calib_texts={cfg.calib_texts!r} must be a positive integer")
+    if not isinstance(cfg.calib_max_length, int) or cfg.calib_max_length < 2:
+        raise InputError(f"calib_max_length={cfg.calib_max_length!r} must be an integer >= 2")
+
+
+CONFIGS: dict[str, type[QuantConfig]] = {c.method: c for c in (
+    Fp16Config, Bf16Config, Int8DynamicConfig, Int8SmoothConfig, W8Config, W4Config, BnbInt8Config,
+    BnbNf4Config, AutoConfig)}
+
+
+def _coerce(value: str, annotation, key: str):
+    text = str(annotation)
+    if text in ("bool",):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise InputError(f"{key}={value!r} is not a boolean", hint="use true or false")
+    if text == "list":
+        return [v for v in value.split("+") if v]
+    try:
+        if text == "int":
+            return int(value)
+        if text == "float" or text == "float | None":
+            return None if value.lower() == "none" else float(value)
+    except ValueError as e:
+        raise InputError(f"{key}={value!r} is not a {text}") from e
+    return None if value.lower() == "none" else value
+
+
+def config_class(method: str) -> type[QuantConfig]:
+    if method not in CONFIGS:
+        raise InputError(f"unknown quantization method {method!r}", hint=f"use one of {', '.join(CONFIGS)}")
+    return CONFIGS[method]
+
+
+def parse_method(spec) -> QuantConfig:
+    """`"w4"`, `"w4:block_size=64,algorithm=hqq"` (lists joined with '+': `keep_fp32=down_proj+o_proj`),
+    or a ready QuantConfig."""
+    if isinstance(spec, QuantConfig):
+        spec.check()
+        return spec
+    if not isinstance(spec, str) or not spec.strip():
+        raise InputError(f"--quant {spec!r} is not a method name")
+    method, _, opts = spec.strip().partition(":")
+    cls = config_class(method)
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for item in filter(None, opts.split(",")):
+        key, eq, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not eq or key not in known:
+            raise InputError(f"--quant {spec!r}: bad option {item!r}",
+                             hint=f"options of {method}: {', '.join(sorted(known))}")
+        ann = hints[key]
+        kwargs[key] = _coerce(value.strip(), getattr(ann, "__name__", None) or str(ann), key)
+    cfg = cls(**kwargs)
+    cfg.check()
+    return cfg
+
+
+def config_from_dict(data: dict) -> QuantConfig:
+    """Read a config back from the manifest; refuses unknown versions and fields."""
+    if not isinstance(data, dict) or "method" not in data:
+        raise InputError("a quantization config must be an object with a 'method'")
+    if data.get("version") != CONFIG_VERSION:
+        raise InputError(f"quantization config version {data.get('version')!r} is not supported",
+                         hint=f"this l2v reads version {CONFIG_VERSION}")
+    cls = config_class(data["method"])
+    body = {k: v for k, v in data.items() if k not in ("method", "version")}
+    known = {f.name for f in dataclasses.fields(cls)}
+    extra = sorted(set(body) - known)
+    if extra:
+        raise InputError(f"unknown fields {extra} in a {data['method']} config")
+    cfg = cls(**body)
+    cfg.check()
+    return cfg

@@ -1,0 +1,123 @@
+"""int8-smooth: SmoothQuant scales from real-text calibration, folded into the fp32 graph, then W8A8.
+
+For each group of projections reading one tensor (q/k/v after input_layernorm, gate/up after the MLP
+norm, down_proj after act(gate)*up), s_j = max|X_j|^alpha / max|W_j|^(1-alpha); X/s goes into the
+producer (RMSNorm weight, or up_proj's output columns for down_proj) and s*W into the weights. The
+fold is exact in fp32; it is done on the exported graph (same graph, same pooling, same dynamic axes
+as the validated fp32 model) rather than by re-exporting, which takes minutes on a CPU.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from l2v.errors import ValidationError
+from l2v.quantize import graph
+from l2v.quantize.config import Int8SmoothConfig
+from l2v.quantize.registry import register
+
+SENSITIVITY_TEXTS = 8  # calibration texts (<= SENSITIVITY_TOKENS tokens) for the layer ranking
+SENSITIVITY_TOKENS = 32
+
+
+def foldable_groups(model, stats: dict, include_down: bool = True) -> list[tuple[list, np.ndarray]]:
+    """[(consumer MatMuls, activation amax)] for groups whose scale can be folded into a producer."""
+    linear = graph.linear_matmuls(model)
+    module = {n.name: mod for n, mod in linear}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    out = []
+    for x, consumers in graph.groups_by_input(model, [n for n, _ in linear]).items():
+        names = [module[c.name] for c in consumers]
+        if any(n not in stats for n in names):
+            continue
+        if not include_down and any(n.endswith("down_proj") for n in names):
+            continue
+        prod = producers.get(x)
+        if prod is None or prod.op_type != "Mul":
+            continue  # o_proj (input from attention) would need an extra Mul node: left alone
+        amax = np.max([stats[n]["amax"] for n in names], axis=0)
+        out.append((consumers, amax))
+    return out
+
+
+def smooth(model, stats: dict, alpha: float, include_down: bool = True) -> dict:
+    """Fold SmoothQuant scales into `model` in place; returns {module: (s, where the 1/s went)}."""
+    folded = {}
+    for consumers, amax in foldable_groups(model, stats, include_down):
+        wmax = np.max([np.abs(graph.weight_of(model, c)).max(axis=1) for c in consumers], axis=0)
+        s = np.power(np.maximum(amax, 1e-5), alpha) / np.power(np.maximum(wmax, 1e-5), 1.0 - alpha)
+        s = np.clip(s, 1e-4, 1e4).astype(np.float32)
+        where = graph.fold_input_scale(model, consumers, s)
+        for c in consumers:
+            folded[graph.module_name(c)] = (s, where)
+    return folded
+
+
+def check_fold(original, smoothed, ctx, what: str) -> float:
+    """The fold must be exact in fp32: min cosine on a few calibration texts, else ValidationError."""
+    from l2v.export.validate import cosine_rows
+    from l2v.quantize.measure import session
+
+    batches = ctx.batches(ctx.calib_texts[:8], 64, batch=8)
+    a = np.concatenate([session(original).run(None, b)[0] for b in batches])
+    b_ = np.concatenate([session(smoothed).run(None, b)[0] for b in batches])
+    cos = float(cosine_rows(a, b_).min())
+    if cos < 0.9999:
+        raise ValidationError(f"{what}: folding the scales changed the fp32 graph (min cosine {cos:.6f})",
+                              hint="report this model; use int8-dynamic or w8 meanwhile")
+    return cos
+
+
+def sensitive_layers(ctx, cfg, folded: dict) -> list[tuple[str, float]]:
+    """Decoder layers ranked most sensitive first (end to end, see sensitivity.py; cached per alpha)."""
+    from l2v.quantize.sensitivity import rank_units
+
+    key = ("sensitivity", float(cfg.alpha), cfg.smooth_down_proj, cfg.calib_texts, cfg.calib_max_length)
+    if key not in ctx.cache:
+        ctx.progress("ranking decoder layers by end-to-end sensitivity")
+        batches = ctx.batches(ctx.calib_texts[:SENSITIVITY_TEXTS], SENSITIVITY_TOKENS, batch=SENSITIVITY_TEXTS)
+        ctx.cache[key] = rank_units(ctx.torch_model, batches, {k: v[0] for k, v in folded.items()})
+    return ctx.cache[key]
+
+
+def build_smoothed(ctx, cfg: Int8SmoothConfig, keep_units: int | None = None):
+    """The smoothed, quantized graph and its facts (shared with `auto`, which varies `keep_units`)."""
+    from l2v.quantize.onnx_methods import dynamic_quantize, nbits_quantize
+    from l2v.quantize.sensitivity import unit_patterns_any
+    from l2v.quantize.w8a8 import per_token_int8
+
+    stats = ctx.act_stats(cfg.calib_texts, cfg.calib_max_length)
+    model = graph.load(ctx.fp32_path)
+    folded = smooth(model, stats, float(cfg.alpha), cfg.smooth_down_proj)
+    key = ("fold", float(cfg.alpha), cfg.smooth_down_proj)
+    if key not in ctx.cache:
+        ctx.cache[key] = check_fold(graph.load(ctx.fp32_path), model, ctx, "int8-smooth")
+    facts = {"smoothed_matmuls": len(folded), "fold_min_cosine": round(ctx.cache[key], 7)}
+    patterns = list(cfg.keep_fp32)
+    k = cfg.keep_sensitive if keep_units is None else keep_units
+    if k:
+        ranked = sensitive_layers(ctx, cfg, folded)
+        kept = [u for u, _ in ranked[:k]]
+        patterns += [p for u in kept for p in unit_patterns_any(u)]
+        facts["kept_layers"] = kept
+    keep = graph.node_names(model, patterns)
+    if cfg.kernel == "token":
+        q = per_token_int8(model, keep)
+        facts["activations"] = "int8 per token (dynamic), weights int8 per output channel"
+    elif cfg.kernel == "nbits":
+        q = nbits_quantize(model, 8, cfg.block_size, True, 4, keep)
+        facts["activations"] = f"int8 per token and per block of {cfg.block_size} (dynamic)"
+    else:
+        q = dynamic_quantize(model, True, False, keep)
+        facts["activations"] = "uint8 per tensor (dynamic)"
+    facts["kept_fp32"] = len(keep)
+    return q, facts
+
+
+@register(Int8SmoothConfig, calibrates=True)
+def build_int8_smooth(ctx, cfg: Int8SmoothConfig, tmp: Path) -> dict:
+    from l2v.quantize.onnx_methods import finish
+
+    q, facts = build_smoothed(ctx, cfg)
+    return finish(q, tmp, cfg, "int8", **facts)

@@ -1,0 +1,160 @@
+"""Every registered method on a tiny exported model: valid graph, expected quantized ops, gate, atomicity."""
+import json
+
+import numpy as np
+import pytest
+
+from l2v.errors import InputError, L2VError
+from l2v.quantize import config_from_dict, methods, parse_method, quantize_artifact
+
+# method spec -> (ONNX op that must appear, how many of them) for the tiny llama (2 layers x 7 projections)
+TABLE = {
+    "fp16": ("MatMul", 18),
+    "bf16": ("Cast", None),
+    "int8-dynamic": ("MatMulInteger", 14),
+    "int8-smooth": ("MatMulInteger", 14),
+    "int8-smooth:kernel=nbits": ("MatMulNBits", 14),
+    "int8-smooth:kernel=integer": ("DynamicQuantizeLinear", None),
+    "w8": ("MatMulNBits", 14),
+    "w4": ("MatMulNBits", 14),
+    "w4:algorithm=hqq": ("MatMulNBits", 14),
+    "w4:algorithm=rtn": ("MatMulNBits", 14),
+    "auto": ("MatMulInteger", None),
+    "bnb-int8": (None, None),
+    "bnb-nf4": (None, None),
+}
+# one activation scale for the whole batch: results depend on the batch's other texts (and padding)
+PER_TENSOR = {"int8-dynamic", "int8-smooth:kernel=integer"}
+
+
+def test_every_registered_method_is_in_the_table():
+    assert set(methods()) == {spec.split(":")[0] for spec in TABLE}
+
+
+@pytest.mark.parametrize("spec", sorted(TABLE))
+def test_method_builds_a_valid_variant(spec, artifact, texts):
+    import onnx
+
+    import l2v
+
+    if spec.startswith("bnb"):
+        pytest.importorskip("bitsandbytes")
+    cfg = parse_method(spec)
+    if cfg.method == "int8-smooth":
+        cfg.keep_sensitive = 1
+    entries = quantize_artifact(artifact, [cfg], calib=texts[0], eval=texts[1], speed=False)
+    entry = entries[cfg.variant]
+    manifest = json.loads((artifact / "l2v.json").read_text())
+    assert config_from_dict(entry["quant"]) == cfg
+    gate = entry["gate"]
+    assert gate["eval_texts"] == 24 and 0.0 <= gate["recall@10"] <= 1.0
+    if entry["backend"] == "torch":
+        from l2v.quantize import load_torch_variant
+
+        assert cfg.variant in manifest["torch_variants"]
+        assert load_torch_variant(artifact, cfg.variant).encode(["a short text"]).shape == (1, 64)
+        return
+    assert cfg.variant in manifest["variants"]
+    model = onnx.load(str(artifact / entry["file"]))
+    onnx.checker.check_model(model)
+    op, count = TABLE[spec]
+    ops = [n.op_type for n in model.graph.node]
+    if count is not None:  # projections kept in fp32 (int8-smooth's most sensitive units) are not quantized
+        assert ops.count(op) == count - entry.get("kept_fp32", 0)
+    assert op in ops
+    assert [i.name for i in model.graph.input] == ["input_ids", "attention_mask", "pooling_mask"]
+    assert [o.name for o in model.graph.output] == ["sentence_embedding"]
+    enc = l2v.load(artifact, variant=cfg.variant)
+    a, b = enc.encode(["a short text", "another, somewhat longer text about padding"]), enc.encode(["a short text"])
+    assert a.shape == (2, 64)  # dynamic axes
+    if spec not in PER_TENSOR:  # per-token/per-block scales: a text's vector does not depend on its batch
+        assert np.allclose(a[:1], b, atol=2e-2)
+
+
+def test_config_json_round_trip():
+    for spec in TABLE:
+        cfg = parse_method(spec)
+        back = config_from_dict(json.loads(json.dumps(cfg.to_dict())))
+        assert back == cfg and back.to_dict()["version"] == 1
+
+
+@pytest.mark.parametrize("bad", ["nope", "w4:bits=3", "w4:block_size=7", "int8-smooth:alpha=2",
+                                 "w4:colour=red", "int8-smooth:kernel=magic", "w8:algorithm=hqq"])
+def test_bad_specs_are_input_errors(bad):
+    with pytest.raises(InputError) as e:
+        parse_method(bad)
+    assert "\n" not in str(e.value)
+
+
+def test_config_from_dict_refuses_other_versions():
+    d = parse_method("w4").to_dict()
+    with pytest.raises(InputError):
+        config_from_dict({**d, "version": 99})
+
+
+def test_gate_refuses_and_leaves_nothing(artifact, texts):
+    from l2v.quantize.cli import main
+
+    before = sorted(p.name for p in artifact.iterdir())
+    manifest = (artifact / "l2v.json").read_text()
+    calib, ev = (artifact.parent / "calib.txt"), (artifact.parent / "eval.txt")
+    calib.write_text("\n".join(texts[0]))
+    ev.write_text("\n".join(texts[1]))
+    # naive per-tensor int8 on a random tiny model cannot reach recall@10 = 1.0
+    code = main([str(artifact), "--quant", "int8-dynamic", "--quant", "w4:algorithm=rtn", "--min-recall", "1.0",
+                 "--calib", str(calib), "--eval", str(ev), "--no-speed", "--quiet"])
+    assert code == 3
+    assert sorted(p.name for p in artifact.iterdir()) == before
+    assert (artifact / "l2v.json").read_text() == manifest
+
+
+def test_existing_variant_needs_overwrite(artifact, texts):
+    quantize_artifact(artifact, ["w8"], calib=texts[0], eval=texts[1], speed=False)
+    with pytest.raises(L2VError, match="already exist"):
+        quantize_artifact(artifact, ["w8"], calib=texts[0], eval=texts[1], speed=False)
+    quantize_artifact(artifact, ["w8"], calib=texts[0], eval=texts[1], speed=False, overwrite=True)
+
+
+def test_calibration_texts_are_real_and_disjoint():
+    from l2v.quantize.texts import default_calibration_texts, default_eval_texts
+
+    c, e = default_calibration_texts(), default_eval_texts()
+    assert len(c) >= 100 and len(e) >= 100 and not set(c) & set(e)
+    assert all(len(t.split()) >= 8 for t in c[:50])
+
+
+def test_bnb_without_bitsandbytes_names_the_install(monkeypatch):
+    import sys
+
+    from l2v.errors import OptionalDependencyError
+    from l2v.quantize.torch_methods import import_bnb
+
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)
+    with pytest.raises(OptionalDependencyError, match=r"pip install 'l2v-export\[gpu\]'"):
+        import_bnb()
+
+
+@pytest.mark.gpu
+def test_bnb_variants_on_cuda(artifact, texts):
+    pytest.importorskip("bitsandbytes")
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from l2v.quantize import load_torch_variant
+
+    quantize_artifact(artifact, ["bnb-int8", "bnb-nf4"], calib=texts[0], eval=texts[1], speed=False)
+    for v in ("bnb-int8", "bnb-nf4"):
+        assert load_torch_variant(artifact, v, device="cuda").encode(["hello there"]).shape == (1, 64)
+
+
+def test_export_cli_gate_refusal_leaves_no_artifact(tiny_artifact, tmp_path, texts):
+    from l2v.cli.export import main
+
+    calib, ev = tmp_path / "calib.txt", tmp_path / "eval.jsonl"
+    calib.write_text("\n".join(texts[0]))
+    ev.write_text("\n".join(json.dumps({"text": t}) for t in texts[1]))
+    out = tmp_path / "refused"
+    code = main([str(tiny_artifact.parent / "hf"), "--out", str(out), "--quant", "int8-dynamic",
+                 "--min-recall", "1.0", "--calib", str(calib), "--eval", str(ev), "--quiet"])
+    assert code == 3
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".refused")]
