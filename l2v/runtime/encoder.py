@@ -75,6 +75,13 @@ def load(path, backend: str = "onnx", device: str = "cpu", variant: str | None =
 
     root = Path(path).expanduser().resolve()
     manifest = read_manifest(root)
+    if variant in (manifest.get("torch_variants") or {}):
+        if backend != "torch":
+            raise InputError(f"variant {variant!r} is a PyTorch (bitsandbytes) variant",
+                             hint="load it with backend='torch'")
+        from l2v.quantize.torch_methods import load_torch_variant
+
+        return load_torch_variant(root, variant, device)
     tokenizer = AutoTokenizer.from_pretrained(str(root), local_files_only=True)
     tok = manifest["tokenizer"]
     tokenizer.pad_token = tok["pad_token"]

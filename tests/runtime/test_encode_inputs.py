@@ -103,3 +103,17 @@ def test_packed_engine_backend_matches_padded(enc):
     assert np.abs(packed.encode(texts, batch_size=3) - padded.encode(texts)).max() <= 1e-4
     with pytest.raises(InputError, match="engine 'paged'"):
         l2v.load(enc.root, backend="torch", engine="paged")
+
+
+def test_torch_only_variant_needs_torch_backend(enc, tmp_path):
+    """A bitsandbytes variant lives under `torch_variants`: asking ONNX Runtime for it says what to do."""
+    import json
+    import shutil
+
+    art = tmp_path / "art"
+    shutil.copytree(enc.root, art)
+    manifest = json.loads((art / "l2v.json").read_text())
+    manifest["torch_variants"] = {"bnb-int8": {"backend": "torch", "quant": {"method": "bnb-int8"}}}
+    (art / "l2v.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="load it with backend='torch'"):
+        l2v.load(art, variant="bnb-int8")
