@@ -6,15 +6,9 @@ from pathlib import Path
 import numpy as np
 
 from l2v.errors import ValidationError
+from l2v.eval.metrics import cosine_rowwise
 
 MIN_COSINE = {"fp32": 0.99999, "fp16": 0.999}
-
-
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a.astype(np.float64)
-    b = b.astype(np.float64)
-    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
-    return (a * b).sum(1) / np.maximum(na * nb, 1e-30)
 
 
 def ort_session(path: Path, providers=None, threads: int | None = None):
@@ -43,7 +37,7 @@ def validate_onnx(path: Path, reference: np.ndarray, batches: list[dict], dtype:
         raise ValidationError(f"{path.name} returned shape {got.shape}, PyTorch {reference.shape}")
     if not np.isfinite(got).all():
         raise ValidationError(f"{path.name} returned non-finite values")
-    cos = cosine_rows(got, reference)
+    cos = cosine_rowwise(got, reference)
     figures = {
         "rows": int(len(reference)),
         "min_cosine": float(cos.min()),

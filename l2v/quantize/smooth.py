@@ -56,13 +56,13 @@ def smooth(model, stats: dict, alpha: float, include_down: bool = True) -> dict:
 
 def check_fold(original, smoothed, ctx, what: str) -> float:
     """The fold must be exact in fp32: min cosine on a few calibration texts, else ValidationError."""
-    from l2v.export.validate import cosine_rows
+    from l2v.eval.metrics import cosine_rowwise
     from l2v.quantize.measure import session
 
     batches = ctx.batches(ctx.calib_texts[:8], 64, batch=8)
     a = np.concatenate([session(original).run(None, b)[0] for b in batches])
     b_ = np.concatenate([session(smoothed).run(None, b)[0] for b in batches])
-    cos = float(cosine_rows(a, b_).min())
+    cos = float(cosine_rowwise(a, b_).min())
     if cos < 0.9999:
         raise ValidationError(f"{what}: folding the scales changed the fp32 graph (min cosine {cos:.6f})",
                               hint="report this model; use int8-dynamic or w8 meanwhile")

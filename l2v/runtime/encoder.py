@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from l2v.errors import InputError
+from l2v.eval.metrics import l2_normalize
 
 
 def _l2(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return l2_normalize(x).astype(np.float32)
 
 
 class Encoder:
