@@ -1,5 +1,6 @@
 """Check and merge LoRA adapters (LLM2Vec layout: MNTP dir with config + adapter + tokenizer, then a
-SimCSE / supervised dir with only the adapter files), in order, with peft's `merge_and_unload`.
+SimCSE / supervised dir with only the adapter files), in order, with peft's `merge_and_unload`; or
+merge all but the last and keep the last unmerged, as a LoRA side branch (`merge_all_but_last`).
 
 Before merging, every LoRA tensor is checked against the base: the target module must exist and be a
 Linear whose shape fits `lora_A [r, in]` / `lora_B [out, r]`. A mismatch is one line naming the
@@ -18,6 +19,7 @@ from l2v.errors import AdapterError
 CONFIG = "adapter_config.json"
 WEIGHTS = "adapter_model.safetensors"
 PREFIX = "base_model.model."
+ADAPTER_SUBDIR = "adapter"  # in an artifact's torch/: the adapter kept unmerged, applied at load
 
 
 @dataclass
@@ -109,20 +111,51 @@ def _renamed_copy(info: AdapterInfo, tmp: str) -> str:
     return tmp
 
 
-def merge_adapters(model, adapter_dirs: list[str]):
-    """Merge each adapter into `model` in order; returns (merged model, [AdapterInfo])."""
+def _peft_load(model, path: str):
+    """Check `path` against `model`, then inject it with peft (unmerged, inference only):
+    returns (PeftModel, AdapterInfo)."""
     from peft import PeftModel
 
+    info = read_adapter(path)
+    strip = check_adapter_fits(model, info)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = _renamed_copy(info, tmp) if strip else info.path
+        try:
+            peft_model = PeftModel.from_pretrained(model, src, is_trainable=False)
+        except Exception as e:
+            raise AdapterError(f"peft could not load adapter {path!r}: {str(e).splitlines()[0][:200]}") from e
+    return peft_model.eval(), info
+
+
+def merge_adapters(model, adapter_dirs: list[str]):
+    """Merge each adapter into `model` in order; returns (merged model, [AdapterInfo])."""
     infos = []
     for path in adapter_dirs:
-        info = read_adapter(path)
-        strip = check_adapter_fits(model, info)
-        with tempfile.TemporaryDirectory() as tmp:
-            src = _renamed_copy(info, tmp) if strip else info.path
-            try:
-                peft_model = PeftModel.from_pretrained(model, src, is_trainable=False)
-            except Exception as e:
-                raise AdapterError(f"peft could not load adapter {path!r}: {str(e).splitlines()[0][:200]}") from e
-            model = peft_model.merge_and_unload()
+        peft_model, info = _peft_load(model, path)
+        model = peft_model.merge_and_unload()
         infos.append(info)
     return model.eval(), infos
+
+
+def apply_unmerged(model, path: str):
+    """Inject the adapter at `path` into `model` as LoRA side branches (y = W x + B A x * scale), not
+    folded into W; eval mode, so LoRA dropout is inactive. Returns (the same model class, with peft's
+    LoRA Linear wrappers inside, AdapterInfo)."""
+    peft_model, info = _peft_load(model, path)
+    return peft_model.base_model.model.eval(), info
+
+
+def merge_all_but_last(model, adapter_dirs: list[str]):
+    """Merge every adapter but the last, then apply the last unmerged (`apply_unmerged`).
+    Returns (model, [AdapterInfo]); `base_state_dict(model)` is the merged base without the last."""
+    if not adapter_dirs:
+        raise AdapterError("keeping the last adapter unmerged needs at least one adapter")
+    model, infos = merge_adapters(model, adapter_dirs[:-1])
+    model, last = apply_unmerged(model, adapter_dirs[-1])
+    return model, infos + [last]
+
+
+def base_state_dict(model) -> dict:
+    """`model`'s state dict with peft's unmerged LoRA tensors dropped and base weights under their
+    plain names ('q_proj.base_layer.weight' -> 'q_proj.weight'): what AutoModel loads."""
+    return {k.replace(".base_layer.", "."): v for k, v in model.state_dict().items() if ".lora_" not in k}
