@@ -1,8 +1,9 @@
 """Everything the harness times, behind one shape: `Runner.run(arrays) -> np.float32 [B, D]`.
 
-hf:    the Hugging Face baseline: `AutoModel` from the artifact's merged `torch/` weights, SDPA, made
-       bidirectional by a padding-only 4-D boolean mask, positions from the mask, the artifact's pooling
-       (fp32 on CPU, bf16 on CUDA). Written independently of `l2v.model.encoder`, so it also checks it.
+hf:    the Hugging Face baseline: `AutoModel` from the artifact's `torch/` weights (+ the adapter kept
+       unmerged, if any), SDPA, made bidirectional by a padding-only 4-D boolean mask, positions from the
+       mask, the artifact's pooling (fp32 on CPU, bf16 on CUDA). Written independently of
+       `l2v.model.encoder`, so it also checks it.
 torch: `l2v.load(dir, backend="torch", engine="padded")`; packed: engine="packed" (CUDA only here).
 ort:   `l2v.load(dir, backend="onnx", variant=...)`, one runner per variant in the manifest.
 trt:   ONNX Runtime's TensorRT execution provider on the fp32 variant, when `tensorrt` imports.
@@ -78,9 +79,9 @@ def artifact_preprocessor(root: Path, manifest: dict, max_length: int | None = N
 
 def open_hf(root: Path, manifest: dict, device: str) -> Runner:
     import torch
-    from transformers import AutoModel
 
     from l2v.model.pooling import normalize, pool
+    from l2v.runtime.backends import load_torch_weights
 
     info = manifest.get("torch")
     if not info or not (root / info["dir"]).is_dir():
@@ -90,8 +91,7 @@ def open_hf(root: Path, manifest: dict, device: str) -> Runner:
         raise ArtifactError("the baseline is the bidirectional model; this artifact is causal")
     precision = "bf16" if device.startswith("cuda") else "fp32"
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    model = AutoModel.from_pretrained(str(root / info["dir"]), dtype=dtype, attn_implementation="sdpa",
-                                      local_files_only=True).eval().to(device)
+    model = load_torch_weights(root, manifest, dtype, attn_implementation="sdpa").to(device)  # + unmerged adapter
     dim, mode, norm = int(manifest["dim"]), manifest["pooling"], bool(manifest["normalize"])
 
     def run(arrays: dict) -> np.ndarray:

@@ -15,6 +15,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true", help="use the embedded default model")
     p.add_argument("--adapter", action="append", default=[], metavar="DIR",
                    help="LoRA adapter directory to merge, in order (repeatable: MNTP, then SimCSE/supervised)")
+    p.add_argument("--keep-last-adapter-unmerged", action="store_true",
+                   help="apply the last --adapter as a LoRA side branch (x·Aᵀ·Bᵀ·scale) instead of folding it into "
+                   "the weights (as LLM2Vec loads its second adapter); equals merging to rounding; "
+                   "the manifest records which")
     p.add_argument("--out", required=True, help="artifact directory to create")
     p.add_argument("--preset", default=None, choices=["llm2vec", "e5", "prompteol", "pcot", "ke", "metaeol"],
                    help="recipe: attention + pooling + text template together (default llm2vec; docs/text.md)")
@@ -56,7 +60,8 @@ def main(argv=None) -> int:
         from l2v.export.pipeline import export_model
 
         out = export_model(
-            args.model, args.out, adapters=args.adapter, pooling=args.pooling, dtype=args.dtype,
+            args.model, args.out, adapters=args.adapter, unmerged_last=args.keep_last_adapter_unmerged,
+            pooling=args.pooling, dtype=args.dtype,
             max_length=args.max_length, normalize=args.normalize, dim=args.dim, causal=args.causal,
             preset=args.preset, template=args.template, chat_template=args.chat_template,
             text_mode=args.text_mode, doc_max_length=args.doc_max_length,

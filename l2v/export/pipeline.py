@@ -25,6 +25,7 @@ DTYPE_CHOICES = ("fp32", "fp16")
 @dataclass
 class ExportOptions:
     adapters: list[str] = field(default_factory=list)
+    unmerged_last: bool = False  # apply the last adapter as a LoRA side branch instead of merging it
     pooling: str | None = None  # None: the preset's (l2v.text.presets)
     dtype: str = "fp32"
     max_length: int = 512
@@ -58,6 +59,12 @@ class ExportOptions:
             raise InputError(f"--dtype {self.dtype!r} is not supported", hint=f"use one of {', '.join(DTYPE_CHOICES)}")
         if not isinstance(self.max_length, int) or self.max_length < 2:
             raise InputError(f"--max-length {self.max_length!r} must be an integer >= 2")
+        if self.unmerged_last and not self.adapters:
+            raise InputError("--keep-last-adapter-unmerged needs at least one --adapter",
+                             hint="pass the adapter(s) to apply, or drop the flag")
+        if self.unmerged_last and self.quant:
+            raise InputError("--quant cannot be combined with --keep-last-adapter-unmerged",
+                             hint="quantize a merged export (drop --keep-last-adapter-unmerged)")
 
 
 def default_texts() -> list[str]:
@@ -102,12 +109,22 @@ def _source_record(source) -> dict:
     return rec
 
 
-def _save_torch_weights(backbone, out: Path) -> None:
-    """Plain safetensors + config (a GGUF source is dequantised on load, so drop its quantization_config)."""
+def _save_torch_weights(backbone, out: Path, unmerged=None) -> None:
+    """Plain safetensors + config (a GGUF source is dequantised on load, so drop its quantization_config).
+    `unmerged`: the AdapterInfo kept unmerged; the weights are then the base without it (LoRA branches
+    dropped) and its files are copied, as given, to `out/adapter/`, applied again at load."""
+    import shutil
+
     from safetensors.torch import save_file
 
+    from l2v.model.adapters import ADAPTER_SUBDIR, CONFIG, WEIGHTS, base_state_dict
+
     out.mkdir(parents=True)
-    state = {k: v.detach().contiguous() for k, v in backbone.state_dict().items()}
+    state = {k: v.detach().contiguous() for k, v in base_state_dict(backbone).items()}
+    if unmerged is not None:
+        (out / ADAPTER_SUBDIR).mkdir()
+        for name in (CONFIG, WEIGHTS):
+            shutil.copy(Path(unmerged.path) / name, out / ADAPTER_SUBDIR / name)
     save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
     cfg = backbone.config.to_dict()
     cfg.pop("quantization_config", None)
@@ -145,7 +162,7 @@ def _export_model(model: str | None, out, **kwargs) -> Path:
     from l2v.export.onnx_export import convert_fp16, export_onnx
     from l2v.export.spec import OnnxExportSpec
     from l2v.export.validate import validate_onnx
-    from l2v.model.adapters import merge_adapters
+    from l2v.model.adapters import ADAPTER_SUBDIR, merge_adapters, merge_all_but_last
     from l2v.model.encoder import EmbeddingModel
     from l2v.model.load import load
     from l2v.model.source import resolve_model
@@ -165,8 +182,15 @@ def _export_model(model: str | None, out, **kwargs) -> Path:
     step("resolving and loading the model")
     source = resolve_model(model, demo=opts.demo)
     loaded = load(source, "fp32", opts.adapters, opts.tokenizer)
-    step(f"merging {len(opts.adapters)} adapter(s)")
-    backbone, adapter_infos = merge_adapters(loaded.model, opts.adapters)
+    if opts.unmerged_last:
+        step(f"merging {len(opts.adapters) - 1} adapter(s), applying the last unmerged")
+        backbone, adapter_infos = merge_all_but_last(loaded.model, opts.adapters)
+    else:
+        step(f"merging {len(opts.adapters)} adapter(s)")
+        backbone, adapter_infos = merge_adapters(loaded.model, opts.adapters)
+    applied = ["merged"] * len(adapter_infos)
+    if opts.unmerged_last:
+        applied[-1] = "unmerged"
     encoder = EmbeddingModel(backbone, opts.pooling, opts.normalize, opts.causal, opts.dim).eval()
     text_spec = build_text_spec(opts.preset, opts.pooling, opts.max_length, opts.template, opts.chat_template,
                                 opts.text_mode, opts.doc_max_length, backbone.config.model_type,
@@ -193,14 +217,14 @@ def _export_model(model: str | None, out, **kwargs) -> Path:
         step("writing tokenizer, weights and manifest")
         loaded.tokenizer.save_pretrained(str(writer.tmp))
         if opts.torch_weights:
-            _save_torch_weights(backbone, writer.tmp / "torch")
+            _save_torch_weights(backbone, writer.tmp / "torch", adapter_infos[-1] if opts.unmerged_last else None)
         cfg = backbone.config
         tok = loaded.tokenizer
         writer.write_manifest({
             "format": "l2v-artifact",
             "source": _source_record(source),
-            "adapters": [a.summary() for a in adapter_infos],
-            "adapters_merged": True,
+            "adapters": [{**a.summary(), "applied": how} for a, how in zip(adapter_infos, applied)],
+            "adapters_merged": "unmerged" not in applied,
             "architecture": cfg.model_type,
             "hidden_size": cfg.hidden_size,
             "num_layers": cfg.num_hidden_layers,
@@ -217,7 +241,8 @@ def _export_model(model: str | None, out, **kwargs) -> Path:
             "export": spec.to_dict(),
             "variants": variants,
             "default_variant": opts.dtype,
-            "torch": {"dir": "torch", "dtype": "fp32"} if opts.torch_weights else None,
+            "torch": ({"dir": "torch", "dtype": "fp32", "adapter": ADAPTER_SUBDIR if opts.unmerged_last else None}
+                      if opts.torch_weights else None),
             "versions": versions(),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "export_seconds_total": round(time.perf_counter() - t0, 1),

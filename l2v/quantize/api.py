@@ -73,6 +73,9 @@ def quantize_artifact(artifact_dir, methods, calib=None, eval=None, min_recall: 
     manifest = read_manifest(root)
     if "fp32" not in manifest.get("variants", {}):
         raise ArtifactError(f"artifact {str(root)!r} has no fp32 variant to quantize from")
+    if not manifest.get("adapters_merged", True):  # calibration and torch variants assume merged weights
+        raise InputError("this artifact keeps its last adapter unmerged; "
+                         "quantize a merged export (drop --keep-last-adapter-unmerged)")
     names = [c.variant for c in configs]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:

@@ -38,25 +38,32 @@ class OnnxBackend:
         return self.session.run([self.output], {k: arrays[k] for k in self.inputs})[0]
 
 
-def _torch_backbone(root: Path, manifest: dict, dtype):
+def load_torch_weights(root: Path, manifest: dict, dtype, **kwargs):
+    """The backbone from the artifact's torch/ (`AutoModel`), with the adapter the export kept unmerged
+    (torch/adapter/, manifest torch.adapter) applied again as LoRA side branches."""
     from transformers import AutoModel
 
     info = manifest.get("torch")
     if not info or not (root / info["dir"]).is_dir():
         raise ArtifactError(f"artifact {str(root)!r} has no PyTorch weights",
                             hint="re-export without --no-torch-weights, or use backend='onnx'")
-    return AutoModel.from_pretrained(str(root / info["dir"]), dtype=dtype, local_files_only=True).eval()
+    model = AutoModel.from_pretrained(str(root / info["dir"]), dtype=dtype, local_files_only=True, **kwargs).eval()
+    if info.get("adapter"):
+        from l2v.model.adapters import apply_unmerged
+
+        model, _ = apply_unmerged(model, str(root / info["dir"] / info["adapter"]))
+    return model
 
 
 class TorchBackend:
-    """The merged model in PyTorch (padded batches, the exported module itself), from `torch/`."""
+    """The model in PyTorch (padded batches, the exported module itself), from `torch/` (+ torch/adapter/)."""
 
     def __init__(self, root: Path, manifest: dict, device: str = "cpu"):
         import torch
 
         from l2v.model.encoder import EmbeddingModel
 
-        backbone = _torch_backbone(root, manifest, torch.float32)
+        backbone = load_torch_weights(root, manifest, torch.float32)
         self.model = EmbeddingModel(backbone, manifest["pooling"], manifest["normalize"],
                                     manifest["attention"] == "causal", manifest["dim"]).eval().to(device)
         self.device = device
@@ -80,7 +87,7 @@ class PackedBackend:
         from l2v.engine import PackedEncoder
 
         cuda = device == "cuda"
-        backbone = _torch_backbone(root, manifest, torch.bfloat16 if cuda else torch.float32).to(device)
+        backbone = load_torch_weights(root, manifest, torch.bfloat16 if cuda else torch.float32).to(device)
         self.model = PackedEncoder(backbone, pooling=manifest["pooling"], normalize=manifest["normalize"],
                                    attention=manifest["attention"], attn_impl="triton" if cuda else "torch",
                                    dim=manifest["dim"])

@@ -109,6 +109,14 @@ def test_bad_flag_values(capsys, tmp_path, model_dir):
     check(*run(capsys, str(model_dir), "--out", str(out), "--opset", "13"), "opset 13", out)
 
 
+def test_keep_last_adapter_unmerged_without_adapter(capsys, tmp_path, model_dir):
+    out = tmp_path / "out"
+    code, err = run(capsys, str(model_dir), "--out", str(out), "--keep-last-adapter-unmerged")
+    assert code == 2
+    check(code, err, "--keep-last-adapter-unmerged needs at least one --adapter (pass the adapter(s) to apply, "
+          "or drop the flag)", out)
+
+
 def test_hub_id_offline(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     out = tmp_path / "out"
