@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from l2v.quantize.config import AutoConfig, Int8SmoothConfig
+from l2v.quantize.config import AutoConfig
 from l2v.quantize.registry import register
 
 DEFAULT_TARGET = 0.95
@@ -22,7 +22,7 @@ def build_auto(ctx, cfg: AutoConfig, tmp: Path) -> dict:
 
     gate = ctx.gate
     target = float(cfg.min_recall or ctx.min_recall or DEFAULT_TARGET)
-    base = Int8SmoothConfig(alpha=cfg.alpha, keep_sensitive=0)
+    base = cfg.base()
     tried: dict[int, float] = {}
     built: dict[int, tuple] = {}
 
@@ -50,6 +50,6 @@ def build_auto(ctx, cfg: AutoConfig, tmp: Path) -> dict:
             lo = mid
     best = min((kk for kk, r in tried.items() if r >= target), default=max(tried))
     q, facts = built[best]
-    cfg_out = Int8SmoothConfig(name=cfg.variant, alpha=cfg.alpha, keep_sensitive=best)
+    cfg_out = cfg.base(best, cfg.variant)
     return finish(q, tmp, cfg, "int8", **facts, target_recall=target, chosen_keep_sensitive=best,
                   search={str(kk): r for kk, r in sorted(tried.items())}, equivalent=cfg_out.to_dict())

@@ -13,6 +13,7 @@ from typing import ClassVar
 from l2v.errors import InputError
 
 CONFIG_VERSION = 1
+DEFAULT_OUTLIER_CHANNELS = 32
 
 
 @dataclass
@@ -71,33 +72,53 @@ class Int8DynamicConfig(QuantConfig):
 
 @dataclass
 class Int8SmoothConfig(QuantConfig):
-    """SmoothQuant: migrate activation outliers into the weights (scales folded into the RMSNorm weights
-    and into up_proj for down_proj), re-export, then W8A8.
+    """W8A8 with outlier handling (int8 weights and int8 activations on the integer kernels).
+
+    Outliers: outlier_channels = k input channels per activation tensor (the largest calibration
+    max|x|) taken out of the int8 path and multiplied in fp32 (LLM.int8()-style decomposition, kernel
+    "token" only; None = 32 for kernel="token", 0 otherwise); keep_sensitive = number of decoder layers
+    left in fp32, the most sensitive first (measured end to end, see sensitivity.py); keep_fp32 =
+    explicit MatMul name patterns left in fp32, e.g. ["mlp.down_proj", "layers.0."].
+    smoothing=True first folds SmoothQuant scales (alpha) into the RMSNorm weights and into up_proj for
+    down_proj. It is off by default: with the outlier channels split out it lowered recall (measured,
+    docs/quantization.md).
 
     kernel="token" (default): int8 weights per output channel x int8 activations with one scale per
     token, on ORT's MatMulInteger (see w8a8.py);
     kernel="nbits": int8 weights per block of `block_size` input channels x int8 activations per token
     and block (MatMulNBits, accuracy_level 4): more accurate, but not faster than fp32 on ORT's CPU;
     kernel="integer": ORT dynamic MatMulInteger (uint8 activations with one scale per *tensor*).
-    Outlier handling beyond smoothing: keep_sensitive = number of decoder layers left in fp32, the
-    most sensitive first (measured end to end, see sensitivity.py);
-    keep_fp32 = explicit MatMul name patterns left in fp32, e.g. ["mlp.down_proj", "layers.0."].
     """
     method: ClassVar[str] = "int8-smooth"
     name: str | None = None
     alpha: float = 0.5
     kernel: str = "token"
     block_size: int = 32
+    smoothing: bool = False
     smooth_down_proj: bool = True
+    outlier_channels: int | None = None
     keep_sensitive: int = 4
     keep_fp32: list = field(default_factory=list)
     calib_texts: int = 128
     calib_max_length: int = 128
 
+    @property
+    def outliers(self) -> int:
+        """Channels per activation tensor kept in fp32 (the resolved `outlier_channels`)."""
+        if self.outlier_channels is None:
+            return DEFAULT_OUTLIER_CHANNELS if self.kernel == "token" else 0
+        return self.outlier_channels
+
     def check(self) -> None:
         if not 0.0 <= float(self.alpha) <= 1.0:
             raise InputError(f"alpha={self.alpha} must be in [0, 1]")
         _choice(self.kernel, ("token", "nbits", "integer"), "kernel")
+        k = self.outlier_channels
+        if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 0):
+            raise InputError(f"outlier_channels={k!r} must be an integer >= 0 (or none for the default)")
+        if k and self.kernel != "token":
+            raise InputError(f"outlier_channels={k} needs kernel=token (kernel={self.kernel!r} has no fp32 side path)",
+                             hint="drop outlier_channels, or use kernel=token")
         if not isinstance(self.keep_sensitive, int) or self.keep_sensitive < 0:
             raise InputError(f"keep_sensitive={self.keep_sensitive!r} must be an integer >= 0")
         _choice(self.block_size, (16, 32, 64, 128, 256), "block_size")
@@ -181,13 +202,19 @@ class AutoConfig(QuantConfig):
     method: ClassVar[str] = "auto"
     name: str | None = None
     alpha: float = 0.5
+    smoothing: bool = False
+    outlier_channels: int | None = None
     min_recall: float | None = None
     step: int = 2
     max_keep: int = 64
 
+    def base(self, keep_sensitive: int = 0, name: str | None = None) -> Int8SmoothConfig:
+        """The int8-smooth recipe this search varies (keep_sensitive = layers left in fp32)."""
+        return Int8SmoothConfig(name=name, alpha=self.alpha, smoothing=self.smoothing,
+                                outlier_channels=self.outlier_channels, keep_sensitive=keep_sensitive)
+
     def check(self) -> None:
-        if not 0.0 <= float(self.alpha) <= 1.0:
-            raise InputError(f"alpha={self.alpha} must be in [0, 1]")
+        self.base().check()
         if self.min_recall is not None and not 0.0 < float(self.min_recall) <= 1.0:
             raise InputError(f"min_recall={self.min_recall} must be in (0, 1]")
         for key in ("step", "max_keep"):
@@ -220,6 +247,8 @@ def _coerce(value: str, annotation, key: str):
     try:
         if text == "int":
             return int(value)
+        if text == "int | None":
+            return None if value.lower() == "none" else int(value)
         if text == "float" or text == "float | None":
             return None if value.lower() == "none" else float(value)
     except ValueError as e:

@@ -1,7 +1,8 @@
 """Which decoder layers hurt the embedding most when quantized, measured end to end.
 
 Each layer's seven projections alone are fake-quantized in PyTorch exactly as `w8a8.per_token_int8`
-does it after smoothing (x/s per token to int8, s*W per output channel to int8), and the drop in mean
+does it (after smoothing, if any: x/s per token to int8, s*W per output channel to int8, the outlier
+channels in fp32), and the drop in mean
 cosine of the sentence embedding against fp32 on a few calibration texts is that layer's sensitivity.
 (A per-projection output-SQNR ranking was tried first: it flags the late down_projs and misses layers
 0-4, where the massive activations are made; end to end ranks those first.)
@@ -57,9 +58,10 @@ def unit_patterns_any(unit: str) -> list[str]:
     return unit_patterns(unit) if kind in PATTERNS else [unit + "."]
 
 
-def rank_units(model, batches: list[dict], scales: dict, group=layer_of) -> list[tuple[str, float]]:
+def rank_units(model, batches: list[dict], scales: dict, group=layer_of,
+               outliers: dict | None = None) -> list[tuple[str, float]]:
     """[(unit, cosine drop)] most sensitive first, one forward per unit (`group`: layer_of or unit_of).
-    `scales`: {module: smoothing s} (missing = 1)."""
+    `scales`: {module: smoothing s} (missing = 1); `outliers`: {module: input channels kept in fp32}."""
     import torch
 
     linears = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and group(n)}
@@ -77,10 +79,15 @@ def rank_units(model, batches: list[dict], scales: dict, group=layer_of) -> list
         for n in names:
             m = linears[n]
             s = torch.from_numpy(np.asarray(scales.get(n, np.ones(m.in_features)), dtype=np.float32))
-            wq = _fq_channels(m.weight.data * s[None, :])
+            w = m.weight.data * s[None, :]
+            keep = torch.ones(m.in_features)
+            idx = torch.as_tensor(np.asarray((outliers or {}).get(n, []), dtype=np.int64))
+            keep[idx] = 0.0
+            wq = _fq_channels(w * keep[None, :])
 
-            def fwd(x, m=m, s=s, wq=wq):
-                y = _fq_tokens(x / s) @ wq.T
+            def fwd(x, m=m, s=s, wq=wq, w_o=w[:, idx], idx=idx, keep=keep):
+                xs = x / s
+                y = _fq_tokens(xs * keep) @ wq.T + xs[..., idx] @ w_o.T
                 return y + m.bias if m.bias is not None else y
             m.forward = fwd
         got = run()

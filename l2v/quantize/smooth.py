@@ -54,6 +54,28 @@ def smooth(model, stats: dict, alpha: float, include_down: bool = True) -> dict:
     return folded
 
 
+def outlier_channels(model, stats: dict, folded: dict, k: int) -> dict:
+    """{input tensor: the k channels with the largest calibration max|x| (after smoothing, x/s)} for every
+    projection group; these channels bypass int8 (w8a8.per_token_int8)."""
+    if k <= 0:
+        return {}
+    linear = graph.linear_matmuls(model)
+    module = {n.name: mod for n, mod in linear}
+    out = {}
+    for x, consumers in graph.groups_by_input(model, [n for n, _ in linear]).items():
+        names = [module[c.name] for c in consumers]
+        if any(n not in stats for n in names):
+            continue
+        amax = np.max([stats[n]["amax"] / (folded[n][0] if n in folded else 1.0) for n in names], axis=0)
+        out[x] = np.sort(np.argsort(-amax, kind="stable")[:min(k, amax.size)])
+    return out
+
+
+def by_module(model, outliers: dict) -> dict:
+    """{input tensor: channels} -> {module name: channels} (for the PyTorch sensitivity ranking)."""
+    return {mod: outliers[n.input[0]] for n, mod in graph.linear_matmuls(model) if n.input[0] in outliers}
+
+
 def check_fold(original, smoothed, ctx, what: str) -> float:
     """The fold must be exact in fp32: min cosine on a few calibration texts, else ValidationError."""
     from l2v.eval.metrics import cosine_rowwise
@@ -69,16 +91,21 @@ def check_fold(original, smoothed, ctx, what: str) -> float:
     return cos
 
 
-def sensitive_layers(ctx, cfg, folded: dict) -> list[tuple[str, float]]:
-    """Decoder layers ranked most sensitive first (end to end, see sensitivity.py; cached per alpha)."""
+def sensitive_layers(ctx, cfg, folded: dict, outliers: dict | None = None) -> list[tuple[str, float]]:
+    """Decoder layers ranked most sensitive first (end to end, see sensitivity.py; cached per recipe).
+    `outliers`: {module: fp32 channels}, as the graph will have them."""
     from l2v.quantize.sensitivity import rank_units
 
-    key = ("sensitivity", float(cfg.alpha), cfg.smooth_down_proj, cfg.calib_texts, cfg.calib_max_length)
+    key = ("sensitivity", _recipe_key(cfg), cfg.calib_texts, cfg.calib_max_length)
     if key not in ctx.cache:
         ctx.progress("ranking decoder layers by end-to-end sensitivity")
         batches = ctx.batches(ctx.calib_texts[:SENSITIVITY_TEXTS], SENSITIVITY_TOKENS, batch=SENSITIVITY_TEXTS)
-        ctx.cache[key] = rank_units(ctx.torch_model, batches, {k: v[0] for k, v in folded.items()})
+        ctx.cache[key] = rank_units(ctx.torch_model, batches, {k: v[0] for k, v in folded.items()}, outliers=outliers)
     return ctx.cache[key]
+
+
+def _recipe_key(cfg) -> tuple:
+    return (cfg.smoothing, float(cfg.alpha), cfg.smooth_down_proj, cfg.outliers)
 
 
 def build_smoothed(ctx, cfg: Int8SmoothConfig, keep_units: int | None = None):
@@ -89,22 +116,28 @@ def build_smoothed(ctx, cfg: Int8SmoothConfig, keep_units: int | None = None):
 
     stats = ctx.act_stats(cfg.calib_texts, cfg.calib_max_length)
     model = graph.load(ctx.fp32_path)
-    folded = smooth(model, stats, float(cfg.alpha), cfg.smooth_down_proj)
-    key = ("fold", float(cfg.alpha), cfg.smooth_down_proj)
-    if key not in ctx.cache:
-        ctx.cache[key] = check_fold(graph.load(ctx.fp32_path), model, ctx, "int8-smooth")
-    facts = {"smoothed_matmuls": len(folded), "fold_min_cosine": round(ctx.cache[key], 7)}
+    facts = {"smoothed_matmuls": 0}
+    folded = smooth(model, stats, float(cfg.alpha), cfg.smooth_down_proj) if cfg.smoothing else {}
+    if folded:
+        key = ("fold", float(cfg.alpha), cfg.smooth_down_proj)
+        if key not in ctx.cache:
+            ctx.cache[key] = check_fold(graph.load(ctx.fp32_path), model, ctx, "int8-smooth")
+        facts.update(smoothed_matmuls=len(folded), fold_min_cosine=round(ctx.cache[key], 7))
+    outliers = outlier_channels(model, stats, folded, cfg.outliers)
+    if outliers:
+        facts["outlier_channels"] = {"per_tensor": cfg.outliers, "tensors": len(outliers)}
     patterns = list(cfg.keep_fp32)
     k = cfg.keep_sensitive if keep_units is None else keep_units
     if k:
-        ranked = sensitive_layers(ctx, cfg, folded)
+        ranked = sensitive_layers(ctx, cfg, folded, by_module(model, outliers))
         kept = [u for u, _ in ranked[:k]]
         patterns += [p for u in kept for p in unit_patterns_any(u)]
         facts["kept_layers"] = kept
     keep = graph.node_names(model, patterns)
     if cfg.kernel == "token":
-        q = per_token_int8(model, keep)
-        facts["activations"] = "int8 per token (dynamic), weights int8 per output channel"
+        q = per_token_int8(model, keep, outliers=outliers)
+        facts["activations"] = "int8 per token (dynamic), weights int8 per output channel" + (
+            f", {cfg.outliers} outlier channels per tensor in fp32" if outliers else "")
     elif cfg.kernel == "nbits":
         q = nbits_quantize(model, 8, cfg.block_size, True, 4, keep)
         facts["activations"] = f"int8 per token and per block of {cfg.block_size} (dynamic)"

@@ -9,6 +9,14 @@ padding included), which the outlier channels and outlier tokens of an LLM ruin.
     y   = float(MatMulInteger(x_q, W_q, 128)) * s_x * s_w    # W_q int8 per output channel, s_w [N]
 
 (On CPUs without VNNI, `reduce_range` keeps weights in 7 bits to avoid u8 x s8 saturation.)
+
+Outlier channels (LLM.int8()-style decomposition): where `outliers` names input channels O of a tensor,
+those channels are taken out before the scale is computed and go through a small fp32 MatMul,
+
+    x_r = x * m_O                            # m_O: 1, and 0 on the channels O
+    y   = W8A8(x_r) + Gather(x, O) @ W[O, :] # fp32 on k = |O| channels (k / K of the FLOPs)
+
+so one huge channel no longer sets every token's scale.
 """
 from __future__ import annotations
 
@@ -24,8 +32,22 @@ def quantize_weight(w: np.ndarray, reduce_range: bool = False) -> tuple[np.ndarr
     return q, s.astype(np.float32)
 
 
-def per_token_int8(model, exclude=(), reduce_range: bool = False):
-    """Rewrite every projection MatMul not in `exclude` (node names) in place; returns `model`."""
+def _outlier_nodes(p: str, x: str, idx: np.ndarray, width: int, add) -> tuple[list, str, str]:
+    """Nodes splitting `x` into (x with channels idx zeroed, x[..., idx]); returns (nodes, x_r, x_o)."""
+    from onnx import helper, numpy_helper
+
+    keep = np.ones(width, dtype=np.float32)
+    keep[idx] = 0.0
+    add(numpy_helper.from_array(keep, f"{p}_keep"))
+    add(numpy_helper.from_array(np.asarray(idx, dtype=np.int64), f"{p}_oidx"))
+    nodes = [helper.make_node("Mul", [x, f"{p}_keep"], [f"{p}_xr"], name=f"{p}_xr"),
+             helper.make_node("Gather", [x, f"{p}_oidx"], [f"{p}_xo"], axis=-1, name=f"{p}_xo")]
+    return nodes, f"{p}_xr", f"{p}_xo"
+
+
+def per_token_int8(model, exclude=(), reduce_range: bool = False, outliers: dict | None = None):
+    """Rewrite every projection MatMul not in `exclude` (node names) in place; returns `model`.
+    `outliers`: {input tensor name: channel indices} kept in fp32 (see the module docstring)."""
     from onnx import TensorProto, helper, numpy_helper
 
     inits = graph.initializers(model)
@@ -39,18 +61,28 @@ def per_token_int8(model, exclude=(), reduce_range: bool = False):
     new_nodes: dict[str, list] = {}  # consumer name -> nodes to put in its place
     for g, (x, consumers) in enumerate(graph.groups_by_input(model, targets).items()):
         p = f"l2v_pt{g}"
-        act = [
-            helper.make_node("Abs", [x], [f"{p}_abs"], name=f"{p}_abs"),
+        idx = (outliers or {}).get(x)
+        split, xq, xo = [], x, None
+        if idx is not None and len(idx):
+            width = numpy_helper.to_array(inits[consumers[0].input[1]]).shape[0]
+            split, xq, xo = _outlier_nodes(p, x, np.asarray(idx), width, add)
+        act = split + [
+            helper.make_node("Abs", [xq], [f"{p}_abs"], name=f"{p}_abs"),
             helper.make_node("ReduceMax", [f"{p}_abs", "l2v_pt_axes"], [f"{p}_amax"], keepdims=1, name=f"{p}_amax"),
             helper.make_node("Max", [f"{p}_amax", "l2v_pt_eps"], [f"{p}_amax_c"], name=f"{p}_max"),
             helper.make_node("Mul", [f"{p}_amax_c", "l2v_pt_inv127"], [f"{p}_scale"], name=f"{p}_scale"),
-            helper.make_node("Div", [x, f"{p}_scale"], [f"{p}_div"], name=f"{p}_div"),
+            helper.make_node("Div", [xq, f"{p}_scale"], [f"{p}_div"], name=f"{p}_div"),
             helper.make_node("Round", [f"{p}_div"], [f"{p}_round"], name=f"{p}_round"),
             helper.make_node("Add", [f"{p}_round", "l2v_pt_128f"], [f"{p}_shift"], name=f"{p}_shift"),
             helper.make_node("Cast", [f"{p}_shift"], [f"{p}_q"], to=TensorProto.UINT8, name=f"{p}_q"),
         ]
         for j, c in enumerate(consumers):
-            q, s = quantize_weight(numpy_helper.to_array(inits[c.input[1]]).astype(np.float32), reduce_range)
+            w = numpy_helper.to_array(inits[c.input[1]]).astype(np.float32)
+            w_int = w
+            if xo is not None:  # the outlier rows run in fp32: keep them out of the int8 weight scales
+                w_int = w.copy()
+                w_int[np.asarray(idx)] = 0.0
+            q, s = quantize_weight(w_int, reduce_range)
             wq, ws = f"{c.input[1]}_l2v_q", f"{c.input[1]}_l2v_s"
             add(numpy_helper.from_array(q, wq))
             add(numpy_helper.from_array(s, ws))
@@ -60,8 +92,14 @@ def per_token_int8(model, exclude=(), reduce_range: bool = False):
                 helper.make_node("MatMulInteger", [f"{p}_q", wq, "l2v_pt_zp"], [f"{o}_i32"], name=f"{c.name}_l2v_mmi"),
                 helper.make_node("Cast", [f"{o}_i32"], [f"{o}_f"], to=TensorProto.FLOAT, name=f"{o}_cast"),
                 helper.make_node("Mul", [f"{o}_f", f"{p}_scale"], [f"{o}_fx"], name=f"{o}_mulx"),
-                helper.make_node("Mul", [f"{o}_fx", ws], [c.output[0]], name=f"{o}_mulw"),
             ]
+            if xo is None:
+                nodes.append(helper.make_node("Mul", [f"{o}_fx", ws], [c.output[0]], name=f"{o}_mulw"))
+            else:
+                add(numpy_helper.from_array(w[np.asarray(idx)], f"{c.input[1]}_l2v_wo"))
+                nodes += [helper.make_node("Mul", [f"{o}_fx", ws], [f"{o}_yq"], name=f"{o}_mulw"),
+                          helper.make_node("MatMul", [xo, f"{c.input[1]}_l2v_wo"], [f"{o}_yo"], name=f"{o}_mmo"),
+                          helper.make_node("Add", [f"{o}_yq", f"{o}_yo"], [c.output[0]], name=f"{o}_add")]
             new_nodes[c.name] = nodes
     out = []
     for n in model.graph.node:

@@ -13,6 +13,7 @@ TABLE = {
     "bf16": ("Cast", None),
     "int8-dynamic": ("MatMulInteger", 14),
     "int8-smooth": ("MatMulInteger", 14),
+    "int8-smooth:smoothing=true,outlier_channels=0": ("MatMulInteger", 14),
     "int8-smooth:kernel=nbits": ("MatMulNBits", 14),
     "int8-smooth:kernel=integer": ("DynamicQuantizeLinear", None),
     "w8": ("MatMulNBits", 14),
@@ -79,7 +80,9 @@ def test_config_json_round_trip():
 
 
 @pytest.mark.parametrize("bad", ["nope", "w4:bits=3", "w4:block_size=7", "int8-smooth:alpha=2",
-                                 "w4:colour=red", "int8-smooth:kernel=magic", "w8:algorithm=hqq"])
+                                 "w4:colour=red", "int8-smooth:kernel=magic", "w8:algorithm=hqq",
+                                 "int8-smooth:kernel=nbits,outlier_channels=4", "int8-smooth:outlier_channels=-1",
+                                 "auto:outlier_channels=x"])
 def test_bad_specs_are_input_errors(bad):
     with pytest.raises(InputError) as e:
         parse_method(bad)
