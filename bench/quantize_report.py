@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 DEFAULT = ["int8-dynamic", "int8-smooth", "int8-smooth:name=int8-smooth-k0,keep_sensitive=0",
            "int8-smooth:name=smoothquant,smoothing=true,outlier_channels=0", "w8", "w4", "auto", "fp16", "bf16"]
 GATE_ONLY = ["fp16", "bf16"]  # on ORT's CPU provider these are slow/fp32-speed: timed, but not run over the corpus

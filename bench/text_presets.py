@@ -134,6 +134,28 @@ def span_diagnostics(tokenizer_dir: Path, lee, args) -> dict:
     return out
 
 
+def random_adapters(model, out: Path, seeds=(1, 2), r: int = 16, alpha: int = 32, std: float = 0.02) -> list[str]:
+    """Random LoRA adapters on every projection (peft layout), one per seed: stand-ins for MNTP + SimCSE."""
+    import copy
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    dirs = []
+    for seed in seeds:
+        pm = get_peft_model(copy.deepcopy(model), LoraConfig(r=r, lora_alpha=alpha, target_modules=targets,
+                                                             lora_dropout=0.0))
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for n, p in pm.named_parameters():
+                if "lora_" in n:
+                    p.copy_(torch.randn(p.shape, generator=g) * std)
+        pm.save_pretrained(str(out / f"a{seed}"))
+        dirs.append(str(out / f"a{seed}"))
+    return dirs
+
+
 def merge_check(path: str, lee) -> dict:
     """SmolLM2 + two random LoRA adapters (r=16): the artifact's fp32 merge of both vs the reference's
     usual loading (first merged, second unmerged), in fp32 and bf16; cosine over 16 Lee documents."""
@@ -141,7 +163,7 @@ def merge_check(path: str, lee) -> dict:
     import tempfile
 
     import torch
-    from peft import LoraConfig, PeftModel, get_peft_model
+    from peft import PeftModel
 
     from l2v.model.adapters import merge_adapters
     from l2v.model.encoder import EmbeddingModel
@@ -152,19 +174,8 @@ def merge_check(path: str, lee) -> dict:
 
     src = resolve_model(path)
     loaded = load(src)
-    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     with tempfile.TemporaryDirectory() as tmp:
-        dirs = []
-        for seed in (1, 2):
-            base = copy.deepcopy(loaded.model)
-            pm = get_peft_model(base, LoraConfig(r=16, lora_alpha=32, target_modules=targets, lora_dropout=0.0))
-            g = torch.Generator().manual_seed(seed)
-            with torch.no_grad():
-                for n, p in pm.named_parameters():
-                    if "lora_" in n:
-                        p.copy_(torch.randn(p.shape, generator=g) * 0.02)
-            pm.save_pretrained(f"{tmp}/a{seed}")
-            dirs.append(f"{tmp}/a{seed}")
+        dirs = random_adapters(loaded.model, Path(tmp))
         pre = Preprocessor(loaded.tokenizer, build_text_spec("llm2vec", "mean", 512))
         batch = {k: torch.from_numpy(v) for k, v in pre.batch(lee.texts[:16]).items()}
 
