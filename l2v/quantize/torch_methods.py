@@ -19,7 +19,7 @@ def import_bnb():
     try:
         import bitsandbytes as bnb
     except ImportError as e:
-        raise OptionalDependencyError("bitsandbytes", "gpu", "the bnb-int8/bnb-nf4 torch variants") from e
+        raise OptionalDependencyError("bitsandbytes", "bnb", "the bnb-int8/bnb-nf4 torch variants") from e
     return bnb
 
 

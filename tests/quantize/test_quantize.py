@@ -133,7 +133,7 @@ def test_bnb_without_bitsandbytes_names_the_install(monkeypatch):
     from l2v.quantize.torch_methods import import_bnb
 
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)
-    with pytest.raises(OptionalDependencyError, match=r"pip install 'l2v-export\[gpu\]'"):
+    with pytest.raises(OptionalDependencyError, match=r"pip install 'l2v-export\[bnb\]'"):
         import_bnb()
 
 
