@@ -29,3 +29,9 @@ def make_lora(base_dir: Path, out: Path, seed: int, mntp: bool, arch_overrides: 
         (out / "config.json").write_text(json.dumps(cfg))
         make_tokenizer().save_pretrained(str(out))
     return out
+
+
+def llm2vec_adapters(base_dir: Path, root: Path) -> tuple[Path, Path]:
+    """The two stages LLM2Vec users ship, on `base_dir`: (MNTP dir, SimCSE/supervised dir) under `root`."""
+    return (make_lora(base_dir, root / "mntp", seed=1, mntp=True),
+            make_lora(base_dir, root / "simcse", seed=2, mntp=False))

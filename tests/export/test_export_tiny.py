@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import l2v
-from helpers_adapters import make_lora
+from helpers_adapters import llm2vec_adapters
 from l2v.errors import ArtifactError, ValidationError
 from l2v.export.artifact import read_manifest
 from tiny import save_model_dir
@@ -15,8 +15,7 @@ from tiny import save_model_dir
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("exp")
     base = save_model_dir(root / "base", "llama")
-    mntp = make_lora(base, root / "mntp", seed=1, mntp=True)
-    simcse = make_lora(base, root / "simcse", seed=2, mntp=False)
+    mntp, simcse = llm2vec_adapters(base, root)
     out = l2v.export_model(str(base), root / "art", adapters=[str(mntp), str(simcse)], dtype="fp16", progress=False)
     return root, base, mntp, simcse, out
 

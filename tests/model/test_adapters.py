@@ -5,7 +5,7 @@ import re
 import pytest
 import torch
 
-from helpers_adapters import make_lora
+from helpers_adapters import llm2vec_adapters, make_lora
 from l2v.errors import AdapterError
 from l2v.model.adapters import merge_adapters, read_adapter
 from tiny import save_model_dir
@@ -19,9 +19,7 @@ def base_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def adapters(base_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("adapters")
-    mntp = make_lora(base_dir, root / "mntp", seed=1, mntp=True)
-    simcse = make_lora(base_dir, root / "simcse", seed=2, mntp=False)
-    return mntp, simcse
+    return llm2vec_adapters(base_dir, root)
 
 
 def _load(base_dir):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import l2v
-from helpers_adapters import make_lora
+from helpers_adapters import llm2vec_adapters
 from l2v.errors import InputError
 from l2v.model.adapters import merge_adapters
 from l2v.model.encoder import EmbeddingModel
@@ -26,8 +26,7 @@ def test_second_adapter_unmerged_equals_merged_to_rounding(tmp_path, tok):
     from transformers import AutoModel
 
     base = save_model_dir(tmp_path / "base", "llama")
-    mntp = make_lora(base, tmp_path / "mntp", seed=1, mntp=True)
-    sup = make_lora(base, tmp_path / "sup", seed=2, mntp=False)
+    mntp, sup = llm2vec_adapters(base, tmp_path)
     merged, _ = merge_adapters(AutoModel.from_pretrained(str(base)), [str(mntp), str(sup)])
     half, _ = merge_adapters(AutoModel.from_pretrained(str(base)), [str(mntp)])
     pre = Preprocessor(tok, build_text_spec("llm2vec", "mean", 512))
@@ -53,8 +52,7 @@ def exports(tmp_path_factory):
     """Base + MNTP + second adapter (LoRA dropout 0.1: must be inactive), exported merged and unmerged."""
     root = tmp_path_factory.mktemp("unmerged")
     base = save_model_dir(root / "base", "llama")
-    mntp = make_lora(base, root / "mntp", seed=1, mntp=True)
-    sup = make_lora(base, root / "sup", seed=2, mntp=False)
+    mntp, sup = llm2vec_adapters(base, root)
     cfg = json.loads((sup / "adapter_config.json").read_text())
     (sup / "adapter_config.json").write_text(json.dumps({**cfg, "lora_dropout": 0.1}))
     adapters = [str(mntp), str(sup)]
