@@ -21,16 +21,22 @@ SENSITIVITY_TEXTS = 8  # calibration texts (<= SENSITIVITY_TOKENS tokens) for th
 SENSITIVITY_TOKENS = 32
 
 
-def foldable_groups(model, stats: dict, include_down: bool = True) -> list[tuple[list, np.ndarray]]:
-    """[(consumer MatMuls, activation amax)] for groups whose scale can be folded into a producer."""
+def calibrated_groups(model, stats: dict):
+    """Yield (input tensor, consumer MatMuls, their module names) for every projection group whose
+    modules all have calibration statistics."""
     linear = graph.linear_matmuls(model)
     module = {n.name: mod for n, mod in linear}
-    producers = {o: n for n in model.graph.node for o in n.output}
-    out = []
     for x, consumers in graph.groups_by_input(model, [n for n, _ in linear]).items():
         names = [module[c.name] for c in consumers]
-        if any(n not in stats for n in names):
-            continue
+        if all(n in stats for n in names):
+            yield x, consumers, names
+
+
+def foldable_groups(model, stats: dict, include_down: bool = True) -> list[tuple[list, np.ndarray]]:
+    """[(consumer MatMuls, activation amax)] for groups whose scale can be folded into a producer."""
+    producers = {o: n for n in model.graph.node for o in n.output}
+    out = []
+    for x, consumers, names in calibrated_groups(model, stats):
         if not include_down and any(n.endswith("down_proj") for n in names):
             continue
         prod = producers.get(x)
@@ -59,13 +65,8 @@ def outlier_channels(model, stats: dict, folded: dict, k: int) -> dict:
     projection group; these channels bypass int8 (w8a8.per_token_int8)."""
     if k <= 0:
         return {}
-    linear = graph.linear_matmuls(model)
-    module = {n.name: mod for n, mod in linear}
     out = {}
-    for x, consumers in graph.groups_by_input(model, [n for n, _ in linear]).items():
-        names = [module[c.name] for c in consumers]
-        if any(n not in stats for n in names):
-            continue
+    for x, _, names in calibrated_groups(model, stats):
         amax = np.max([stats[n]["amax"] / (folded[n][0] if n in folded else 1.0) for n in names], axis=0)
         out[x] = np.sort(np.argsort(-amax, kind="stable")[:min(k, amax.size)])
     return out

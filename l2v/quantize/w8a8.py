@@ -39,7 +39,7 @@ def _outlier_nodes(p: str, x: str, idx: np.ndarray, width: int, add) -> tuple[li
     keep = np.ones(width, dtype=np.float32)
     keep[idx] = 0.0
     add(numpy_helper.from_array(keep, f"{p}_keep"))
-    add(numpy_helper.from_array(np.asarray(idx, dtype=np.int64), f"{p}_oidx"))
+    add(numpy_helper.from_array(idx, f"{p}_oidx"))
     nodes = [helper.make_node("Mul", [x, f"{p}_keep"], [f"{p}_xr"], name=f"{p}_xr"),
              helper.make_node("Gather", [x, f"{p}_oidx"], [f"{p}_xo"], axis=-1, name=f"{p}_xo")]
     return nodes, f"{p}_xr", f"{p}_xo"
@@ -61,11 +61,11 @@ def per_token_int8(model, exclude=(), reduce_range: bool = False, outliers: dict
     new_nodes: dict[str, list] = {}  # consumer name -> nodes to put in its place
     for g, (x, consumers) in enumerate(graph.groups_by_input(model, targets).items()):
         p = f"l2v_pt{g}"
-        idx = (outliers or {}).get(x)
+        idx = np.asarray((outliers or {}).get(x, []), dtype=np.int64)
         split, xq, xo = [], x, None
-        if idx is not None and len(idx):
-            width = numpy_helper.to_array(inits[consumers[0].input[1]]).shape[0]
-            split, xq, xo = _outlier_nodes(p, x, np.asarray(idx), width, add)
+        if idx.size:
+            width = inits[consumers[0].input[1]].dims[0]
+            split, xq, xo = _outlier_nodes(p, x, idx, width, add)
         act = split + [
             helper.make_node("Abs", [xq], [f"{p}_abs"], name=f"{p}_abs"),
             helper.make_node("ReduceMax", [f"{p}_abs", "l2v_pt_axes"], [f"{p}_amax"], keepdims=1, name=f"{p}_amax"),
@@ -81,7 +81,7 @@ def per_token_int8(model, exclude=(), reduce_range: bool = False, outliers: dict
             w_int = w
             if xo is not None:  # the outlier rows run in fp32: keep them out of the int8 weight scales
                 w_int = w.copy()
-                w_int[np.asarray(idx)] = 0.0
+                w_int[idx] = 0.0
             q, s = quantize_weight(w_int, reduce_range)
             wq, ws = f"{c.input[1]}_l2v_q", f"{c.input[1]}_l2v_s"
             add(numpy_helper.from_array(q, wq))
@@ -96,7 +96,7 @@ def per_token_int8(model, exclude=(), reduce_range: bool = False, outliers: dict
             if xo is None:
                 nodes.append(helper.make_node("Mul", [f"{o}_fx", ws], [c.output[0]], name=f"{o}_mulw"))
             else:
-                add(numpy_helper.from_array(w[np.asarray(idx)], f"{c.input[1]}_l2v_wo"))
+                add(numpy_helper.from_array(w[idx], f"{c.input[1]}_l2v_wo"))
                 nodes += [helper.make_node("Mul", [f"{o}_fx", ws], [f"{o}_yq"], name=f"{o}_mulw"),
                           helper.make_node("MatMul", [xo, f"{c.input[1]}_l2v_wo"], [f"{o}_yo"], name=f"{o}_mmo"),
                           helper.make_node("Add", [f"{o}_yq", f"{o}_yo"], [c.output[0]], name=f"{o}_add")]
