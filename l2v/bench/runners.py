@@ -83,15 +83,12 @@ def open_hf(root: Path, manifest: dict, device: str) -> Runner:
     from l2v.model.pooling import normalize, pool
     from l2v.runtime.backends import load_torch_weights
 
-    info = manifest.get("torch")
-    if not info or not (root / info["dir"]).is_dir():
-        raise ArtifactError("the Hugging Face baseline needs the artifact's merged torch/ weights",
-                            hint="re-export without --no-torch-weights")
     if manifest["attention"] == "causal":
         raise ArtifactError("the baseline is the bidirectional model; this artifact is causal")
     precision = "bf16" if device.startswith("cuda") else "fp32"
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    model = load_torch_weights(root, manifest, dtype, attn_implementation="sdpa").to(device)  # + unmerged adapter
+    model = load_torch_weights(root, manifest, dtype, "the Hugging Face baseline",
+                               attn_implementation="sdpa").to(device)  # + unmerged adapter
     dim, mode, norm = int(manifest["dim"]), manifest["pooling"], bool(manifest["normalize"])
 
     def run(arrays: dict) -> np.ndarray:

@@ -5,9 +5,6 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from l2v.errors import ArtifactError
-
-
 STAT_SAMPLES = 512
 
 
@@ -51,17 +48,10 @@ class Context:
     def torch_model(self):
         """The fp32 `EmbeddingModel` from torch/ (needed by calibration and the torch-runtime variants)."""
         import torch
-        from transformers import AutoModel
 
-        from l2v.model.encoder import EmbeddingModel
+        from l2v.runtime.backends import load_torch_encoder
 
-        info = self.manifest.get("torch")
-        if not info or not (self.root / info["dir"]).is_dir():
-            raise ArtifactError(f"artifact {str(self.root)!r} has no PyTorch weights (torch/), which calibration needs",
-                                hint="re-export without --no-torch-weights")
-        backbone = AutoModel.from_pretrained(str(self.root / info["dir"]), dtype=torch.float32, local_files_only=True)
-        m = self.manifest
-        return EmbeddingModel(backbone, m["pooling"], m["normalize"], m["attention"] == "causal", m["dim"]).eval()
+        return load_torch_encoder(self.root, self.manifest, torch.float32, needed_by="calibration")
 
     def act_stats(self, n_texts: int, max_length: int, keep_samples: int = 0) -> dict:
         """Per-input-channel statistics of every nn.Linear inside the backbone, over non-padding tokens:

@@ -38,13 +38,17 @@ class OnnxBackend:
         return self.session.run([self.output], {k: arrays[k] for k in self.inputs})[0]
 
 
-def load_torch_weights(root: Path, manifest: dict, dtype, **kwargs):
+def load_torch_weights(root: Path, manifest: dict, dtype, needed_by: str | None = None, **kwargs):
     """The backbone from the artifact's torch/ (`AutoModel`), with the adapter the export kept unmerged
-    (torch/adapter/, manifest torch.adapter) applied again as LoRA side branches."""
+    (torch/adapter/, manifest torch.adapter) applied again as LoRA side branches. `needed_by` names the
+    caller in the error an artifact without torch/ gets (default: the torch backend)."""
     from transformers import AutoModel
 
     info = manifest.get("torch")
     if not info or not (root / info["dir"]).is_dir():
+        if needed_by:
+            raise ArtifactError(f"artifact {str(root)!r} has no PyTorch weights (torch/), which {needed_by} needs",
+                                hint="re-export without --no-torch-weights")
         raise ArtifactError(f"artifact {str(root)!r} has no PyTorch weights",
                             hint="re-export without --no-torch-weights, or use backend='onnx'")
     model = AutoModel.from_pretrained(str(root / info["dir"]), dtype=dtype, local_files_only=True, **kwargs).eval()
@@ -55,17 +59,22 @@ def load_torch_weights(root: Path, manifest: dict, dtype, **kwargs):
     return model
 
 
+def load_torch_encoder(root: Path, manifest: dict, dtype, needed_by: str | None = None):
+    """The artifact's `EmbeddingModel` in PyTorch (its pooling, normalisation, attention and dim)."""
+    from l2v.model.encoder import EmbeddingModel
+
+    backbone = load_torch_weights(root, manifest, dtype, needed_by)
+    return EmbeddingModel(backbone, manifest["pooling"], manifest["normalize"], manifest["attention"] == "causal",
+                          manifest["dim"]).eval()
+
+
 class TorchBackend:
     """The model in PyTorch (padded batches, the exported module itself), from `torch/` (+ torch/adapter/)."""
 
     def __init__(self, root: Path, manifest: dict, device: str = "cpu"):
         import torch
 
-        from l2v.model.encoder import EmbeddingModel
-
-        backbone = load_torch_weights(root, manifest, torch.float32)
-        self.model = EmbeddingModel(backbone, manifest["pooling"], manifest["normalize"],
-                                    manifest["attention"] == "causal", manifest["dim"]).eval().to(device)
+        self.model = load_torch_encoder(root, manifest, torch.float32).to(device)
         self.device = device
         self._lock = threading.Lock()  # torch intra-op threads already use the cores; serialise callers
 
