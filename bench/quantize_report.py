@@ -121,6 +121,7 @@ def _save(out: Path, args, corpus, rows: dict, manifest: dict, built: dict, timi
         row = {"variant": n, "method": (v or {}).get("quant", {}).get("method", n),
                "size_mb": round(size / 1e6, 1) if size else None, **r}
         if v:
+            row["compute"] = _compute(v)
             row["quant_ops"] = v.get("quant_ops")
             row["kept_fp32"] = v.get("kept_fp32")
             row["builtin_eval_recall@10"] = v.get("gate", {}).get("recall@10")
@@ -137,7 +138,7 @@ def _save(out: Path, args, corpus, rows: dict, manifest: dict, built: dict, timi
             "machine": f"{platform.processor() or platform.machine()}, shared CPU", "build_seconds": built,
             "note": "all figures from one run; speed = median ms per call, runners interleaved rep by rep"}
     Path(f"{out}.json").write_text(json.dumps({"meta": meta, "rows": table}, indent=2) + "\n")
-    cols = ["variant", "size_mb", "batch1_ms", "batch32_ms", "x_ort_b1", "x_ort_b32", "x_torch_b1", "x_torch_b32",
+    cols = ["variant", "compute", "size_mb", "batch1_ms", "batch32_ms", "x_ort_b1", "x_ort_b32", "x_torch_b1", "x_torch_b32",
             "mean_cosine", "min_cosine", "recall@1", "recall@10"]
     lines = [f"BBC News, {len(corpus)} documents truncated to {args.max_tokens} tokens, neighbours over the whole "
              "corpus; reference = ORT fp32 of the same artifact.", "",
@@ -150,6 +151,25 @@ def _save(out: Path, args, corpus, rows: dict, manifest: dict, built: dict, timi
     Path(f"{out}.md").write_text("\n".join(lines) + "\n")
     if timing:
         _plot(out, table)
+
+
+def _compute(entry: dict) -> str:
+    """What the variant multiplies with (weights x activations), from its manifest entry."""
+    q = entry.get("quant") or {}
+    method = q.get("method")
+    if method is None:
+        return "fp32"
+    if method in ("fp16", "bf16"):
+        return "fp16" if method == "fp16" else "fp32 (bf16 storage)"
+    if method == "int8-dynamic":
+        return "int8 w x uint8 a/tensor"
+    if method in ("w8", "w4"):
+        mix = f" (+{entry['kept_8bit']} 8-bit)" if entry.get("kept_8bit") else ""
+        act = "int8 a/token+block" if q.get("accuracy_level") == 4 else "fp32 a"
+        return f"int{q['bits']} w{mix} x {act}"
+    kernel = (entry.get("equivalent") or q).get("kernel", "token")
+    act = {"token": "int8 a/token", "nbits": "int8 a/token+block", "integer": "uint8 a/tensor"}[kernel]
+    return f"int8 w x {act}" + (" + fp32 outlier ch." if entry.get("outlier_channels") else "")
 
 
 def _plot(out: Path, table: list) -> None:

@@ -1,8 +1,11 @@
-"""`--quant auto`: the smallest/fastest int8 mix that holds the recall gate.
+"""`--quant auto`: the fastest int8 mix that holds the recall gate.
 
-Decoder layers are ranked by measured sensitivity (see sensitivity.py); the search keeps the k most
-sensitive layers in fp32 and grows k (0, step, 2*step, 4*step, ...) until recall@10 on the eval set
-reaches the target, then bisects down to the smallest passing k. Every tried k is recorded.
+For each int8 kernel in `kernels` (per-token W8A8 with outlier channels, and MatMulNBits' W8A8 per
+block), decoder layers are ranked by measured sensitivity (see sensitivity.py) and the search keeps the
+k most sensitive in fp32, growing k (0, step, 2*step, 4*step, ...) until recall@10 on the eval set
+reaches the target, then bisecting down to the smallest passing k. When several kernels pass, the one
+with the lowest batch-32 time on the gate's speed batch wins (timed interleaved in one process). Every
+tried (kernel, k), its recall, and the timings go in the manifest.
 """
 from __future__ import annotations
 
@@ -14,42 +17,70 @@ from l2v.quantize.registry import register
 DEFAULT_TARGET = 0.95
 
 
-@register(AutoConfig, calibrates=True)
-def build_auto(ctx, cfg: AutoConfig, tmp: Path) -> dict:
+def _search(ctx, cfg: AutoConfig, kernel: str, target: float, tmp: Path) -> dict[int, tuple[float, Path, dict]]:
+    """{k: (recall@10, saved graph, facts)} for every k tried with one kernel."""
+    from l2v.quantize import graph
     from l2v.quantize.measure import OnnxRunner
-    from l2v.quantize.onnx_methods import finish
     from l2v.quantize.smooth import build_smoothed
 
-    gate = ctx.gate
-    target = float(cfg.min_recall or ctx.min_recall or DEFAULT_TARGET)
-    base = cfg.base()
-    tried: dict[int, float] = {}
-    built: dict[int, tuple] = {}
+    tried: dict[int, tuple[float, Path, dict]] = {}
 
     def attempt(k: int) -> float:
-        q, facts = build_smoothed(ctx, base, k)
-        path = Path(tmp) / f".auto_k{k}.onnx"
-        from l2v.quantize import graph
-
+        q, facts = build_smoothed(ctx, cfg.base(0, kernel=kernel), k)
+        path = Path(tmp) / f".auto_{kernel}_k{k}.onnx"
         graph.save(q, path)
-        tried[k] = gate.recall(OnnxRunner(path, gate.output))["recall@10"]
-        path.unlink()
-        built[k] = (q, facts)
-        ctx.progress(f"auto: {k} layer(s) in fp32 -> recall@10 {tried[k]:.4f} (target {target})")
-        return tried[k]
+        del q  # one graph in memory at a time (Qwen-0.5B int8: 1.1 GB each)
+        tried[k] = (ctx.gate.recall(OnnxRunner(path, ctx.gate.output))["recall@10"], path, facts)
+        ctx.progress(f"auto: kernel={kernel}, {k} layer(s) in fp32 -> recall@10 {tried[k][0]:.4f} (target {target})")
+        return tried[k][0]
 
     lo, k = -1, 0
     while attempt(k) < target and k < cfg.max_keep:
         lo, k = k, min(cfg.max_keep, max(cfg.step, 2 * k))
     hi = k
-    while hi - lo > cfg.step and tried[hi] >= target:
+    while hi - lo > cfg.step and tried[hi][0] >= target:
         mid = (lo + hi) // 2
         if attempt(mid) >= target:
             hi = mid
         else:
             lo = mid
-    best = min((kk for kk, r in tried.items() if r >= target), default=max(tried))
-    q, facts = built[best]
-    cfg_out = cfg.base(best, cfg.variant)
-    return finish(q, tmp, cfg, "int8", **facts, target_recall=target, chosen_keep_sensitive=best,
-                  search={str(kk): r for kk, r in sorted(tried.items())}, equivalent=cfg_out.to_dict())
+    return tried
+
+
+def _fastest(ctx, paths: dict[str, Path]) -> dict[str, float]:
+    """Batch-32 ms of each candidate graph, interleaved in one process (the gate's speed batch)."""
+    from l2v.quantize.measure import OnnxRunner, speed, speed_batches
+
+    runs = {name: OnnxRunner(p, ctx.gate.output) for name, p in paths.items()}
+    b1, b32 = speed_batches(ctx, ctx.gate.texts, ctx.gate.speed_tokens)
+    return {name: t["batch32_ms"] for name, t in speed(runs, b1, b32, min_seconds=1.0, max_reps=5).items()}
+
+
+@register(AutoConfig, calibrates=True)
+def build_auto(ctx, cfg: AutoConfig, tmp: Path) -> dict:
+    from l2v.quantize import graph
+    from l2v.quantize.onnx_methods import finish
+
+    target = float(cfg.min_recall or ctx.min_recall or DEFAULT_TARGET)
+    tried = {kernel: _search(ctx, cfg, kernel, target, tmp) for kernel in cfg.kernels}
+    try:
+        passing = {kn: (kn, min(k for k, c in t.items() if c[0] >= target))
+                   for kn, t in tried.items() if any(c[0] >= target for c in t.values())}
+        timing = {}
+        if len(passing) > 1:
+            timing = _fastest(ctx, {kn: tried[kn][k][1] for kn, k in passing.values()})
+            kernel, best = passing[min(timing, key=timing.get)]
+        elif passing:
+            kernel, best = next(iter(passing.values()))
+        else:  # nothing holds the target: the most faithful graph tried (the gate then refuses it)
+            kernel, best = max(((kn, k) for kn, t in tried.items() for k in t), key=lambda c: tried[c[0]][c[1]][0])
+        q = graph.load(tried[kernel][best][1])
+    finally:
+        for t in tried.values():
+            for _, path, _ in t.values():
+                path.unlink(missing_ok=True)
+    facts = tried[kernel][best][2]
+    return finish(q, tmp, cfg, "int8", **facts, target_recall=target, chosen_kernel=kernel,
+                  chosen_keep_sensitive=best, equivalent=cfg.base(best, cfg.variant, kernel=kernel).to_dict(),
+                  search={kn: {str(k): c[0] for k, c in sorted(t.items())} for kn, t in tried.items()},
+                  candidates_batch32_ms=timing or None)

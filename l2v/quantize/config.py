@@ -37,9 +37,9 @@ def _choice(value, allowed, what: str) -> None:
         raise InputError(f"{what}={value!r} is not supported", hint=f"use one of {', '.join(map(str, allowed))}")
 
 
-def _check_keep(keep) -> None:
+def _check_keep(keep, what: str = "keep_fp32") -> None:
     if not isinstance(keep, list) or not all(isinstance(k, str) and k for k in keep):
-        raise InputError(f"keep_fp32={keep!r} must be a list of MatMul name patterns (e.g. 'mlp.down_proj')")
+        raise InputError(f"{what}={keep!r} must be a list of MatMul name patterns (e.g. 'mlp.down_proj')")
 
 
 @dataclass
@@ -133,6 +133,8 @@ class WeightOnlyConfig(QuantConfig):
     algorithm: "rtn" (round to nearest), "hqq" (half-quadratic, ORT), "awq" (activation-aware per-channel
     scaling from calibration, folded into the preceding RMSNorm/up_proj, then RTN).
     accuracy_level: 0 = dequantise to fp32; 4 = int8 activations (per token and block) on the int8 kernels.
+    keep_8bit (w4 only): MatMul name patterns stored with 8-bit blocks instead of 4 (a 4/8-bit mix, RTN
+    for the 8-bit ones); keep_fp32: patterns left unquantized.
     """
     method: ClassVar[str] = ""
     name: str | None = None
@@ -143,11 +145,16 @@ class WeightOnlyConfig(QuantConfig):
     algorithm: str = "rtn"
     awq_grid: int = 11
     keep_fp32: list = field(default_factory=list)
+    keep_8bit: list = field(default_factory=list)
     calib_texts: int = 128
     calib_max_length: int = 128
 
     def check(self) -> None:
         _choice(self.bits, (4, 8), "bits")
+        _check_keep(self.keep_8bit, "keep_8bit")
+        if self.keep_8bit and self.bits != 4:
+            raise InputError(f"keep_8bit={'+'.join(self.keep_8bit)} needs bits=4 (this variant is {self.bits}-bit)",
+                             hint="drop keep_8bit, or use w4")
         _choice(self.block_size, (16, 32, 64, 128, 256), "block_size")
         _choice(self.accuracy_level, (0, 1, 2, 3, 4), "accuracy_level")
         _choice(self.algorithm, ("rtn", "hqq", "awq"), "algorithm")
@@ -195,26 +202,35 @@ class BnbNf4Config(QuantConfig):
 
 @dataclass
 class AutoConfig(QuantConfig):
-    """Search the smallest/fastest int8-smooth mix that holds the gate: rank decoder layers by measured
+    """Search the fastest int8 mix that holds the gate. For each kernel in `kernels` ("token": per-token
+    W8A8 with `outlier_channels`; "nbits": MatMulNBits W8A8 per block), rank decoder layers by measured
     sensitivity (end-to-end cosine drop when only that layer is quantized), then keep the most sensitive
     `k` in fp32, searching k (steps of `step`, then bisection) until recall@10 on the eval set reaches
-    `min_recall` (default: the --min-recall of the run, else 0.95). The chosen mix goes in the manifest."""
+    `min_recall` (default: the --min-recall of the run, else 0.95). If several kernels pass, the fastest
+    at batch 32 wins. The chosen mix and every try go in the manifest."""
     method: ClassVar[str] = "auto"
     name: str | None = None
     alpha: float = 0.5
     smoothing: bool = False
     outlier_channels: int | None = None
+    kernels: list = field(default_factory=lambda: ["token", "nbits"])
     min_recall: float | None = None
     step: int = 2
     max_keep: int = 64
 
-    def base(self, keep_sensitive: int = 0, name: str | None = None) -> Int8SmoothConfig:
+    def base(self, keep_sensitive: int = 0, name: str | None = None, kernel: str = "token") -> Int8SmoothConfig:
         """The int8-smooth recipe this search varies (keep_sensitive = layers left in fp32)."""
-        return Int8SmoothConfig(name=name, alpha=self.alpha, smoothing=self.smoothing,
-                                outlier_channels=self.outlier_channels, keep_sensitive=keep_sensitive)
+        return Int8SmoothConfig(name=name, alpha=self.alpha, smoothing=self.smoothing, kernel=kernel,
+                                outlier_channels=self.outlier_channels if kernel == "token" else None,
+                                keep_sensitive=keep_sensitive)
 
     def check(self) -> None:
         self.base().check()
+        if not isinstance(self.kernels, list) or not self.kernels:
+            raise InputError(f"kernels={self.kernels!r} must name at least one kernel",
+                             hint="use token, nbits or token+nbits")
+        for kernel in self.kernels:
+            _choice(kernel, ("token", "nbits"), "kernels")
         if self.min_recall is not None and not 0.0 < float(self.min_recall) <= 1.0:
             raise InputError(f"min_recall={self.min_recall} must be in (0, 1]")
         for key in ("step", "max_keep"):

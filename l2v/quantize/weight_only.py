@@ -75,7 +75,11 @@ def build_weight_only(ctx, cfg: WeightOnlyConfig, tmp: Path) -> dict:
         facts["awq_mean_alpha"] = round(float(np.mean(list(alphas.values()))), 3) if alphas else None
         facts["fold_min_cosine"] = round(check_fold(graph.load(ctx.fp32_path), model, ctx, cfg.method), 7)
     keep = graph.node_names(model, cfg.keep_fp32)
-    q = nbits_quantize(model, cfg.bits, cfg.block_size, cfg.symmetric, cfg.accuracy_level, keep,
+    eight = [n for n in graph.node_names(model, cfg.keep_8bit) if n not in keep]
+    q = nbits_quantize(model, cfg.bits, cfg.block_size, cfg.symmetric, cfg.accuracy_level, keep + eight,
                        "hqq" if cfg.algorithm == "hqq" else "rtn")
+    if eight:  # the second pass sees only the MatMuls the first one left: `eight` and `keep`
+        q = nbits_quantize(q, 8, cfg.block_size, cfg.symmetric, cfg.accuracy_level, keep, "rtn")
+        facts["kept_8bit"] = len(eight)
     act = "int8 per token and block (dynamic)" if cfg.accuracy_level == 4 else "fp32"
     return finish(q, tmp, cfg, f"int{cfg.bits}-weights", activations=act, kept_fp32=len(keep), **facts)

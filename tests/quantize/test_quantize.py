@@ -20,7 +20,10 @@ TABLE = {
     "w4": ("MatMulNBits", 14),
     "w4:algorithm=hqq": ("MatMulNBits", 14),
     "w4:algorithm=rtn": ("MatMulNBits", 14),
-    "auto": ("MatMulInteger", None),
+    "w4:keep_8bit=self_attn": ("MatMulNBits", 14),
+    "auto": ("chosen", None),  # the op of the kernel the search chose
+    "auto:kernels=token": ("MatMulInteger", None),
+    "auto:kernels=nbits": ("MatMulNBits", None),
     "bnb-int8": (None, None),
     "bnb-nf4": (None, None),
 }
@@ -59,6 +62,9 @@ def test_method_builds_a_valid_variant(spec, artifact, texts):
     model = onnx.load(str(artifact / entry["file"]))
     onnx.checker.check_model(model)
     op, count = TABLE[spec]
+    if op == "chosen":
+        assert set(entry["search"]) == {"token", "nbits"} and entry["chosen_kernel"] in entry["search"]
+        op = {"token": "MatMulInteger", "nbits": "MatMulNBits"}[entry["chosen_kernel"]]
     ops = [n.op_type for n in model.graph.node]
     if count is not None:  # projections kept in fp32 (int8-smooth's most sensitive units) are not quantized
         assert ops.count(op) == count - entry.get("kept_fp32", 0)
@@ -72,6 +78,23 @@ def test_method_builds_a_valid_variant(spec, artifact, texts):
         assert np.allclose(a[:1], b, atol=2e-2)
 
 
+def test_w4_keep_8bit_mixes_bit_widths(artifact, texts):
+    import onnx
+
+    from l2v.quantize import graph
+
+    modules = {n.name: mod for n, mod in graph.linear_matmuls(graph.load(artifact / "model.onnx"))}
+    entry = quantize_artifact(artifact, ["w4:name=w4-mix,keep_8bit=self_attn+layers.1.mlp.down_proj"],
+                              calib=texts[0], eval=texts[1], speed=False)["w4-mix"]
+    model = onnx.load(str(artifact / entry["file"]))
+    bits = {modules[n.name.rsplit("_Q", 1)[0]]: next(a.i for a in n.attribute if a.name == "bits")
+            for n in model.graph.node if n.op_type == "MatMulNBits"}
+    eight = sorted(n for n, b in bits.items() if b == 8)
+    assert len(bits) == 14 and len(eight) == entry["kept_8bit"] == 9  # 2 layers x q/k/v/o + one down_proj
+    assert all("self_attn" in n or n.endswith("layers.1.mlp.down_proj") for n in eight), eight
+    assert entry["gate"]["mean_cosine"] > 0.9
+
+
 def test_config_json_round_trip():
     for spec in TABLE:
         cfg = parse_method(spec)
@@ -82,7 +105,8 @@ def test_config_json_round_trip():
 @pytest.mark.parametrize("bad", ["nope", "w4:bits=3", "w4:block_size=7", "int8-smooth:alpha=2",
                                  "w4:colour=red", "int8-smooth:kernel=magic", "w8:algorithm=hqq",
                                  "int8-smooth:kernel=nbits,outlier_channels=4", "int8-smooth:outlier_channels=-1",
-                                 "auto:outlier_channels=x"])
+                                 "auto:outlier_channels=x", "w8:keep_8bit=self_attn",
+                                 "auto:kernels=integer"])
 def test_bad_specs_are_input_errors(bad):
     with pytest.raises(InputError) as e:
         parse_method(bad)
