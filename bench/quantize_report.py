@@ -145,8 +145,9 @@ def _save(out: Path, args, corpus, rows: dict, manifest: dict, built: dict, timi
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in table:
         lines.append("| " + " | ".join("" if row.get(c) is None else str(row.get(c)) for c in cols) + " |")
-    lines += ["", f"{', '.join(g for g in gate_only if g in rows)}: cosine/recall on the built-in eval set (stdlib docstrings), not BBC; "
-              "torch-fp32: timing only. Speed ratios x_ort/x_torch = fp32 time / variant time, measured in "
+    shown = ", ".join(g for g in gate_only if g in rows)
+    lines += ["", (f"{shown}: cosine/recall on the built-in eval set (stdlib docstrings), not BBC; " if shown else "")
+              + "torch-fp32: timing only. Speed ratios x_ort/x_torch = fp32 time / variant time, measured in "
               "this run with all runners interleaved."]
     Path(f"{out}.md").write_text("\n".join(lines) + "\n")
     if timing:
