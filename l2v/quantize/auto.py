@@ -56,6 +56,19 @@ def _fastest(ctx, paths: dict[str, Path]) -> dict[str, float]:
     return {name: t["batch32_ms"] for name, t in speed(runs, b1, b32, min_seconds=1.0, max_reps=5).items()}
 
 
+def _choose(ctx, tried: dict, target: float) -> tuple[str, int, dict]:
+    """(kernel, k, batch-32 times): each kernel's smallest passing k, the fastest of those; if none
+    passes, the most faithful graph tried (a --min-recall gate then refuses it)."""
+    passing = {kn: min(k for k, c in t.items() if c[0] >= target)
+               for kn, t in tried.items() if any(c[0] >= target for c in t.values())}
+    if not passing:
+        kernel, best = max(((kn, k) for kn, t in tried.items() for k in t), key=lambda c: tried[c[0]][c[1]][0])
+        return kernel, best, {}
+    timing = _fastest(ctx, {kn: tried[kn][k][1] for kn, k in passing.items()}) if len(passing) > 1 else {}
+    kernel = min(timing, key=timing.get) if timing else next(iter(passing))
+    return kernel, passing[kernel], timing
+
+
 @register(AutoConfig, calibrates=True)
 def build_auto(ctx, cfg: AutoConfig, tmp: Path) -> dict:
     from l2v.quantize import graph
@@ -64,16 +77,7 @@ def build_auto(ctx, cfg: AutoConfig, tmp: Path) -> dict:
     target = float(cfg.min_recall or ctx.min_recall or DEFAULT_TARGET)
     tried = {kernel: _search(ctx, cfg, kernel, target, tmp) for kernel in cfg.kernels}
     try:
-        passing = {kn: (kn, min(k for k, c in t.items() if c[0] >= target))
-                   for kn, t in tried.items() if any(c[0] >= target for c in t.values())}
-        timing = {}
-        if len(passing) > 1:
-            timing = _fastest(ctx, {kn: tried[kn][k][1] for kn, k in passing.values()})
-            kernel, best = passing[min(timing, key=timing.get)]
-        elif passing:
-            kernel, best = next(iter(passing.values()))
-        else:  # nothing holds the target: the most faithful graph tried (the gate then refuses it)
-            kernel, best = max(((kn, k) for kn, t in tried.items() for k in t), key=lambda c: tried[c[0]][c[1]][0])
+        kernel, best, timing = _choose(ctx, tried, target)
         q = graph.load(tried[kernel][best][1])
     finally:
         for t in tried.values():

@@ -185,3 +185,17 @@ def test_export_cli_gate_refusal_leaves_no_artifact(tiny_artifact, tmp_path, tex
                  "--min-recall", "1.0", "--calib", str(calib), "--eval", str(ev), "--quiet"])
     assert code == 3
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".refused")]
+
+
+def test_auto_choice_between_kernels(monkeypatch, tmp_path):
+    from l2v.quantize import auto
+
+    p = tmp_path / "g.onnx"
+    tried = {"token": {0: (0.90, p, {}), 6: (0.951, p, {}), 8: (0.97, p, {})},
+             "nbits": {0: (0.956, p, {})}}
+    monkeypatch.setattr(auto, "_fastest", lambda ctx, paths: {"token": 6280.0, "nbits": 8034.0})
+    assert auto._choose(None, tried, 0.95)[:2] == ("token", 6)  # both pass: the faster one
+    monkeypatch.setattr(auto, "_fastest", lambda ctx, paths: {"token": 9000.0, "nbits": 8034.0})
+    assert auto._choose(None, tried, 0.95)[:2] == ("nbits", 0)
+    assert auto._choose(None, tried, 0.96) == ("token", 8, {})  # only one passes: no timing needed
+    assert auto._choose(None, tried, 0.99) == ("token", 8, {})  # none passes: the most faithful
