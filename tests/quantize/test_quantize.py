@@ -21,9 +21,9 @@ TABLE = {
     "w4:algorithm=hqq": ("MatMulNBits", 14),
     "w4:algorithm=rtn": ("MatMulNBits", 14),
     "w4:keep_8bit=self_attn": ("MatMulNBits", 14),
-    "auto": ("chosen", None),  # the op of the kernel the search chose
-    "auto:kernels=token": ("MatMulInteger", None),
-    "auto:kernels=nbits": ("MatMulNBits", None),
+    "auto": ("chosen", 14),  # the op of the kernel the search chose
+    "auto:kernels=token": ("MatMulInteger", 14),
+    "auto:kernels=nbits": ("MatMulNBits", 14),
     "bnb-int8": (None, None),
     "bnb-nf4": (None, None),
 }
