@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-PROJ = re.compile(r".*layers\.(\d+)\.(?:self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)$")
-KIND = {"q": "qkv", "k": "qkv", "v": "qkv", "o": "o", "gate": "gate_up", "up": "gate_up", "down": "down"}
+from l2v.quantize.sensitivity import UNIT_OF as KIND  # noqa: E402  projection -> kind (q -> qkv, ...)
+from l2v.quantize.sensitivity import UNIT_RE  # noqa: E402  the decoder projections, same as the layer ranking
+
 BLOCK = 32
 
 
@@ -83,9 +83,10 @@ def main(argv=None) -> int:
     batches = ctx.batches(corpus.texts, args.max_tokens, batch=32)
     linears = {}
     for name, mod in model.named_modules():
-        m = PROJ.match(name)
+        m = UNIT_RE.match(name)
         if isinstance(mod, torch.nn.Linear) and m and mod.in_features % BLOCK == 0:
-            linears[name] = (mod, int(m.group(1)), m.group(2) or m.group(3), mod.weight.data.clone())
+            layer = int(m.group(1).rstrip(".").rpartition(".")[2])  # "backbone.layers.3." -> 3
+            linears[name] = (mod, layer, m.group(2) or m.group(3), mod.weight.data.clone())
 
     def run():
         with torch.no_grad():
