@@ -21,8 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from l2v.quantize.sensitivity import UNIT_OF as KIND  # noqa: E402  projection -> kind (q -> qkv, ...)
-from l2v.quantize.sensitivity import UNIT_RE  # noqa: E402  the decoder projections, same as the layer ranking
+from l2v.model.arch import LAYER_PREFIX, LLAMA_UNITS  # noqa: E402  the decoder projections, as the ranking uses
+
+# projection -> its unit (q -> qkv, gate -> gate_up, ...), from the architecture descriptor
+KIND = {path.rsplit(".", 1)[1].removesuffix("_proj"): unit for unit, paths in LLAMA_UNITS.items() for path in paths}
 
 BLOCK = 32
 
@@ -72,21 +74,25 @@ def main(argv=None) -> int:
 
     import torch
 
+    from l2v.artifact import open_artifact
     from l2v.eval.corpora import load_bbc
+    from l2v.model.arch import arch_of
     from l2v.quantize.context import Context
     from l2v.quantize.measure import fidelity
 
     root = Path(args.artifact)
-    ctx = Context(root, json.loads((root / "l2v.json").read_text()), [])
+    ctx = Context(open_artifact(root), [])
     model = ctx.torch_model
+    arch = arch_of(model.config)
     corpus = load_bbc(args.data_dir).sample(args.docs)
     batches = ctx.batches(corpus.texts, args.max_tokens, batch=32)
     linears = {}
     for name, mod in model.named_modules():
-        m = UNIT_RE.match(name)
-        if isinstance(mod, torch.nn.Linear) and m and mod.in_features % BLOCK == 0:
-            layer = int(m.group(1).rstrip(".").rpartition(".")[2])  # "backbone.layers.3." -> 3
-            linears[name] = (mod, layer, m.group(2) or m.group(3), mod.weight.data.clone())
+        if isinstance(mod, torch.nn.Linear) and arch.unit_of(name) and mod.in_features % BLOCK == 0:
+            prefix, path = LAYER_PREFIX.match(name).groups()
+            layer = int(prefix.rstrip(".").rpartition(".")[2])  # "backbone.layers.3." -> 3
+            proj = path.rsplit(".", 1)[1].removesuffix("_proj")  # "mlp.down_proj" -> "down"
+            linears[name] = (mod, layer, proj, mod.weight.data.clone())
 
     def run():
         with torch.no_grad():

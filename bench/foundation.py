@@ -71,7 +71,9 @@ def main() -> None:
         art = l2v.export_model(args.model, work / "artifact", demo=args.model is None, dtype="fp16",
                                max_length=args.max_length)
         export_s = round(time.perf_counter() - t0, 1)
-    manifest = json.loads((art / "l2v.json").read_text())
+    from l2v.artifact import read_manifest
+
+    manifest = read_manifest(art)
     encoders = {"ort_fp32": l2v.load(art, variant="fp32"), "ort_fp16": l2v.load(art, variant="fp16"),
                 "torch_fp32": l2v.load(art, backend="torch")}
     tokens = sum(len(r[0]) for r in encoders["ort_fp32"].preprocessor.rows(texts))
@@ -81,9 +83,9 @@ def main() -> None:
         v["ratio_vs_torch_fp32"] = round(v["texts_per_s"] / base, 2)
         v["tokens_per_s"] = round(tokens / v["median_s"], 1)
     result = {
-        "model": manifest["source"]["name"], "export_wall_s": export_s,
-        "export_onnx_s": manifest["variants"]["fp32"]["export_seconds"],
-        "size": dir_size(art), "validation": {k: v["validation"] for k, v in manifest["variants"].items()},
+        "model": manifest.source["name"], "export_wall_s": export_s,
+        "export_onnx_s": manifest.variants["fp32"].facts["export_seconds"],
+        "size": dir_size(art), "validation": {k: v.validation for k, v in manifest.variants.items() if v.validation},
         "encode": speed, "settings": {"batch": args.batch, "texts": len(texts), "tokens": tokens,
                                       "max_length": args.max_length, "words": args.words, "corpus": "bbc"},
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": torch.get_num_threads(),

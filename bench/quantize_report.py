@@ -39,11 +39,12 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="bench/results/quant_smollm2")
     args = p.parse_args(argv)
 
-    import l2v
+    from l2v.artifact import open_artifact
     from l2v.eval.corpora import load_bbc
     from l2v.quantize import quantize_artifact
     from l2v.quantize.context import Context
-    from l2v.quantize.measure import OnnxRunner, TorchRunner, embed, fidelity, speed
+    from l2v.quantize.measure import embed, fidelity, speed
+    from l2v.runtime.backend import RunOptions, open_backend
 
     root = Path(args.artifact).resolve()
     out = Path(args.out)
@@ -53,31 +54,31 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     log = lambda m: print(f"[{time.perf_counter() - t0:6.0f}s] {m}", file=sys.stderr, flush=True)  # noqa: E731
 
-    manifest = json.loads((root / "l2v.json").read_text())
     built = {}
     for spec in quant:
         name = spec.split(":")[0] if "name=" not in spec else spec.split("name=")[1].split(",")[0]
-        if name in manifest["variants"] or name in (manifest.get("torch_variants") or {}):
+        if name in open_artifact(root).manifest.variants:
             log(f"{name}: already in the artifact")
             continue
         t = time.perf_counter()
         quantize_artifact(root, [spec], speed=False, progress=True)
         built[name] = round(time.perf_counter() - t, 1)
         log(f"{name}: built and gated in {built[name]}s")
-    manifest = json.loads((root / "l2v.json").read_text())
+    art = open_artifact(root)
+    manifest = art.manifest
 
     corpus = load_bbc(args.data_dir)
     if args.docs:
         corpus = corpus.sample(args.docs)
-    ctx = Context(root, manifest, [])
+    ctx = Context(art, [])
     batches = ctx.batches(corpus.texts, args.max_tokens, batch=32)
-    output = manifest["export"]["output"]
-    runners = {"fp32": OnnxRunner(root / manifest["variants"]["fp32"]["file"], output)}
-    names = [n for n in manifest["variants"] if n not in ("fp32", *gate_only)]
-    ctx_torch = l2v.load(root, backend="torch")
-    runners["torch-fp32"] = TorchRunner(ctx_torch.backend.model)
-    for n in names + [g for g in gate_only if g in manifest["variants"]]:
-        runners[n] = OnnxRunner(root / manifest["variants"][n]["file"], output)
+    quiet = RunOptions(spinning=False)
+    runners = {"fp32": open_backend(art, "fp32", quiet)}
+    onnx = manifest.variants_of("onnx")
+    names = [n for n in onnx if n not in ("fp32", *gate_only)]
+    runners["torch-fp32"] = open_backend(art, "torch", quiet)
+    for n in names + [g for g in gate_only if g in onnx]:
+        runners[n] = open_backend(art, n, quiet)
 
     rows = {}
     log(f"embedding {len(corpus)} BBC documents (<= {args.max_tokens} tokens) with fp32")
@@ -91,15 +92,14 @@ def main(argv=None) -> int:
         log(f"{n}: {rows[n]}")
         _save(out, args, corpus, rows, manifest, built, None, gate_only)
 
-    b32 = batches[len(batches) // 2]
-    b32 = {k: v[:32] for k, v in b32.items()}
-    b1 = {k: v[:1] for k, v in b32.items()}
+    b32 = batches[len(batches) // 2].rows(slice(0, 32))
+    b1 = b32.rows(slice(0, 1))
     log("timing batch 1 and batch 32, all runners interleaved")
     timing = speed(runners, b1, b32, min_seconds=60.0, max_reps=args.speed_reps)
     rows["torch-fp32"] = {"note": "PyTorch fp32 of the same artifact (timed only)"}
     for g in gate_only:  # gate figures (built-in eval set) for the variants not run over the corpus
-        if g in manifest["variants"]:
-            gt = manifest["variants"][g]["gate"]
+        if g in manifest.variants:
+            gt = manifest.variants[g].gate
             rows[g] = {"corpus_seconds": None, "note": "built-in eval set, not BBC",
                        **{k: gt[k] for k in ("eval_texts", "mean_cosine", "min_cosine", "recall@1", "recall@10")}}
     _save(out, args, corpus, rows, manifest, built, timing, gate_only)
@@ -107,24 +107,22 @@ def main(argv=None) -> int:
     return 0
 
 
-def _save(out: Path, args, corpus, rows: dict, manifest: dict, built: dict, timing: dict | None,
+def _save(out: Path, args, corpus, rows: dict, manifest, built: dict, timing: dict | None,
           gate_only: list) -> None:
-    from l2v.quantize.graph import file_bytes
-
     root = Path(args.artifact)
     table = []
     base_t = timing["fp32"] if timing else None
     torch_t = timing.get("torch-fp32") if timing else None
     for n, r in rows.items():
-        v = manifest["variants"].get(n)
-        size = file_bytes(root / v["file"]) if v else None
-        row = {"variant": n, "method": (v or {}).get("quant", {}).get("method", n),
+        v = manifest.variants.get(n)
+        size = sum(f.size or (root / f.path).stat().st_size for f in v.files) if v else None
+        row = {"variant": n, "method": ((v.quant if v else None) or {}).get("method", n),
                "size_mb": round(size / 1e6, 1) if size else None, **r}
         if v:
             row["compute"] = _compute(v)
-            row["quant_ops"] = v.get("quant_ops")
-            row["kept_fp32"] = v.get("kept_fp32")
-            row["builtin_eval_recall@10"] = v.get("gate", {}).get("recall@10")
+            row["quant_ops"] = v.facts.get("quant_ops")
+            row["kept_fp32"] = v.facts.get("kept_fp32")
+            row["builtin_eval_recall@10"] = (v.gate or {}).get("recall@10")
         if timing and n in timing:
             t = timing[n]
             row.update(batch1_ms=t["batch1_ms"], batch32_ms=t["batch32_ms"],
@@ -133,7 +131,7 @@ def _save(out: Path, args, corpus, rows: dict, manifest: dict, built: dict, timi
                        x_torch_b1=round(torch_t["batch1_ms"] / t["batch1_ms"], 2),
                        x_torch_b32=round(torch_t["batch32_ms"] / t["batch32_ms"], 2))
         table.append(row)
-    meta = {"artifact": str(root), "source": manifest.get("source", {}).get("name"), "corpus": "bbc",
+    meta = {"artifact": str(root), "source": manifest.source.get("name"), "corpus": "bbc",
             "documents": len(corpus), "max_tokens": args.max_tokens, "batch_speed_tokens": args.max_tokens,
             "machine": f"{platform.processor() or platform.machine()}, shared CPU", "build_seconds": built,
             "note": "all figures from one run; speed = median ms per call, runners interleaved rep by rep"}
@@ -154,9 +152,9 @@ def _save(out: Path, args, corpus, rows: dict, manifest: dict, built: dict, timi
         _plot(out, table)
 
 
-def _compute(entry: dict) -> str:
+def _compute(variant) -> str:
     """What the variant multiplies with (weights x activations), from its manifest entry."""
-    q = entry.get("quant") or {}
+    q, entry = variant.quant or {}, variant.facts
     method = q.get("method")
     if method is None:
         return "fp32"

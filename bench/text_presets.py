@@ -51,6 +51,7 @@ def graph_key(preset: str) -> str:
 def ensure_artifact(model: str, path: str, preset: str, work: Path, timings: dict, mode: str = "clean") -> Path:
     """A real export for the first preset of each graph; the others derive their manifest from it."""
     import l2v
+    from l2v.artifact import read_manifest
     from l2v.export.pipeline import default_texts
     from l2v.text.presets import build_text_spec, resolve_export
 
@@ -60,8 +61,8 @@ def ensure_artifact(model: str, path: str, preset: str, work: Path, timings: dic
         l2v.export_model(path, base, preset=preset, texts=default_texts()[:6], torch_weights=False,
                          overwrite=True, progress=True)
         timings[f"export {base.name}"] = round(time.perf_counter() - t0, 1)
-    manifest = json.loads((base / "l2v.json").read_text())
-    if manifest.get("preset") == preset and mode == "clean":
+    manifest = read_manifest(base)
+    if manifest.preset == preset and mode == "clean":
         return base
     out = work / f"{model}-{preset}{'-compat' if mode == 'compat' else ''}"
     if out.exists():
@@ -74,12 +75,14 @@ def ensure_artifact(model: str, path: str, preset: str, work: Path, timings: dic
             except OSError:
                 shutil.copy2(f, out / f.name)
     name, pooling, causal = resolve_export(preset, None, None, None)
-    spec = build_text_spec(name, pooling, manifest["max_length"], model_type=manifest["architecture"],
-                           text_mode=mode, names=[manifest["source"]["name"]])
-    if manifest["attention"] != ("causal" if causal else "bidirectional"):
+    spec = build_text_spec(name, pooling, manifest.max_length, model_type=manifest.model.architecture,
+                           text_mode=mode, names=[manifest.source["name"]])
+    if manifest.graph.attention != ("causal" if causal else "bidirectional"):
         raise RuntimeError(f"{base} has the wrong attention for {preset}")
-    manifest.update(preset=name, pooling=pooling, text=spec.to_dict(), derived_from=str(base))
-    (out / "l2v.json").write_text(json.dumps(manifest, indent=2))
+    manifest.preset, manifest.graph.pooling = name, pooling
+    manifest.text = {k: v for k, v in spec.to_dict().items() if k != "pooling"}
+    manifest.timings["derived_from"] = str(base)  # same graph and files (hard links), other text recipe
+    (out / "l2v.json").write_text(json.dumps(manifest.to_json(), indent=2))
     return out
 
 
@@ -250,7 +253,7 @@ def main(argv=None) -> int:
             items_lee = [(INSTRUCTIONS["lee"], t) for t in lee.texts] if with_instr else lee.texts
             items_bbc = [(INSTRUCTIONS["bbc"], t) for t in bbc_texts] if with_instr else bbc_texts
             r = {"model": model, "row": label, "preset": preset, "artifact": str(art),
-                 "derived": "derived_from" in enc.manifest,
+                 "derived": "derived_from" in enc.manifest.timings,
                  **evaluate(enc, items_lee, items_bbc, lee, bbc, args.batch_size)}
             print(json.dumps(r), flush=True)
             rows.append(r)

@@ -46,6 +46,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     import l2v
+    from l2v.artifact import read_manifest
     from l2v.eval.corpora import load_lee
     from l2v.model.load import load
     from l2v.model.source import resolve_model
@@ -63,10 +64,10 @@ def main(argv=None) -> int:
             arts[label] = l2v.export_model(args.model, tmp / label, adapters=adapters, unmerged_last=unmerged,
                                            demo=args.model is None, progress=False)
             timings[f"export {label}"] = round(time.perf_counter() - t, 1)
-            manifest = json.loads((arts[label] / "l2v.json").read_text())
-            facts[label] = {"applied": [a["applied"] for a in manifest["adapters"]],
-                            "adapters_merged": manifest["adapters_merged"], "matmul_nodes": matmuls(arts[label]),
-                            "validation_min_cosine": manifest["variants"]["fp32"]["validation"]["min_cosine"]}
+            manifest = read_manifest(arts[label])
+            facts[label] = {"applied": [a.applied for a in manifest.adapters],
+                            "adapters_merged": manifest.adapters_merged, "matmul_nodes": matmuls(arts[label]),
+                            "validation_min_cosine": manifest.variants["fp32"].validation["min_cosine"]}
         vecs = {}
         for label, art in arts.items():
             for backend in ("onnx", "torch"):

@@ -1,6 +1,13 @@
 """l2v-export: turn a decoder LLM (+ LLM2Vec adapters) into a validated embedding artifact.
 
-`import l2v` is lean: torch, onnxruntime, triton and tensorrt are imported only when used.
+    import l2v
+    l2v.export_model("path/to/model", "out_dir", adapters=["mntp", "simcse"])
+    enc = l2v.load("out_dir")                     # see help(l2v.load) for every option
+    vectors = enc.encode(["hello world"])
+
+`import l2v` is lean: torch, onnxruntime, triton and tensorrt are imported only when used; `load` and
+`export_model` are the real functions (`l2v.runtime.encoder.load`, `l2v.export.pipeline.export_model`),
+imported on first access.
 """
 from __future__ import annotations
 
@@ -8,19 +15,16 @@ __version__ = "0.1.0"
 
 __all__ = ["__version__", "load", "export_model"]
 
-
-def load(path, backend: str = "onnx", **kwargs):
-    """Load an exported artifact directory and return an `Encoder` (see `l2v.runtime`)."""
-    from l2v.runtime.encoder import load as _load
-
-    return _load(path, backend=backend, **kwargs)
+_LAZY = {"load": "l2v.runtime.encoder", "export_model": "l2v.export.pipeline"}
 
 
-def export_model(model=None, out=None, **kwargs):
-    """Export MODEL (+ adapters) to a validated artifact directory; see `l2v.export.pipeline`.
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
 
-    (Named `export_model` because `l2v.export` is the sub-package.)
-    """
-    from l2v.export.pipeline import export_model as _export
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'l2v' has no attribute {name!r}")
 
-    return _export(model, out, **kwargs)
+
+def __dir__():
+    return sorted(__all__)

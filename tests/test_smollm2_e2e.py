@@ -31,7 +31,7 @@ def artifact(tmp_path_factory):
 def test_manifest_of_the_real_export(artifact):
     m = json.loads((artifact / "l2v.json").read_text())
     assert m["source"]["sha256"] == SHA256
-    assert m["architecture"] == "llama" and m["num_layers"] == 30 and m["dim"] == 576
+    assert m["model"]["architecture"] == "llama" and m["model"]["num_layers"] == 30 and m["graph"]["dim"] == 576
     v = m["variants"]["fp32"]["validation"]
     assert v["min_cosine"] >= 0.99999 and v["rows"] >= 30
     assert v["alone_vs_batched_max_abs_diff"] < 1e-3

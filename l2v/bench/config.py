@@ -7,6 +7,7 @@ from l2v.bench.stats import DEFAULT, QUICK, TimingPolicy
 from l2v.errors import InputError
 
 BACKENDS = ("torch", "ort", "trt")
+ALIASES = {"onnx": "ort"}  # the onnx backend's report label is "ort" (ONNX Runtime)
 
 
 def parse_int_list(text: str, flag: str) -> tuple[int, ...]:
@@ -22,7 +23,7 @@ def parse_int_list(text: str, flag: str) -> tuple[int, ...]:
 
 
 def parse_backends(text: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(t.strip() for t in str(text).split(",") if t.strip()))
+    names = tuple(dict.fromkeys(ALIASES.get(t.strip(), t.strip()) for t in str(text).split(",") if t.strip()))
     bad = [n for n in names if n not in BACKENDS]
     if bad or not names:
         raise InputError(f"--backends {text!r}: unknown {', '.join(bad) or 'empty list'}",

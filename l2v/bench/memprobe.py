@@ -30,16 +30,16 @@ def probe_in_subprocess(root: Path, backend: str, variant: str, batch: int, seq:
     return json.loads(lines[-1])
 
 
-def _open(root: Path, manifest: dict, backend: str, variant: str, device: str, threads):
+def _open(artifact, backend: str, variant: str, device: str, threads):
     from l2v.bench import runners
 
     if backend == "hf":
-        return runners.open_hf(root, manifest, device)
+        return runners.open_hf(artifact, device)
     if backend in ("torch", "packed"):
-        return runners.open_l2v_torch(root, device, "padded" if backend == "torch" else "packed")
+        return runners.open_l2v_torch(artifact, device, "padded" if backend == "torch" else "packed")
     if backend == "trt":
-        return runners.open_trt(root, manifest, threads)
-    return runners.open_ort(root, manifest, variant, device, threads)
+        return runners.open_trt(artifact, threads)
+    return runners.open_ort(artifact, variant, device, threads)
 
 
 def main(argv=None) -> int:
@@ -55,21 +55,18 @@ def main(argv=None) -> int:
 
     from l2v.bench import memory
     from l2v.bench.speed import synthetic_arrays
-    from l2v.export.artifact import read_manifest
+    from l2v.artifact import open_artifact
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    root = Path(args.root)
-    manifest = read_manifest(root)
+    artifact = open_artifact(Path(args.root))
     start = memory.rss_mb()
     reset_ok = memory.reset_peak_rss()
-    runner = _open(root, manifest, args.backend, args.variant, args.device, args.threads)
+    runner = _open(artifact, args.backend, args.variant, args.device, args.threads)
     loaded = memory.rss_mb()
-    from transformers import AutoTokenizer
-
-    vocab = len(AutoTokenizer.from_pretrained(str(root), local_files_only=True))
+    vocab = len(artifact.tokenizer)
     runner.run(synthetic_arrays(args.batch, args.seq, vocab))
     out = {"rss_start_mb": start, "rss_loaded_mb": loaded, "peak_rss_mb": memory.peak_rss_mb(),
            "peak_scope": "since start" if reset_ok else "process lifetime"}

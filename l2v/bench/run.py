@@ -35,7 +35,7 @@ def resolve_device(device: str) -> str:
 
 def resolve_target(spec: str, out: Path, progress: bool) -> Path:
     """An artifact directory as is; anything else is a MODEL, exported first into OUT/artifacts/."""
-    from l2v.export.artifact import is_artifact
+    from l2v.artifact import is_artifact
 
     path = Path(spec).expanduser()
     if path.is_dir() and is_artifact(path):
@@ -62,20 +62,24 @@ def run_probes(rows: Rows, device: str, backends, threads, seconds: float) -> di
 
 
 def plan_size(root: Path, config: BenchConfig, device: str) -> int:
-    from l2v.export.artifact import read_manifest
+    from l2v.artifact import open_artifact
 
-    return len(runner_plan(root, read_manifest(root), config, device))
+    return len(runner_plan(open_artifact(root), config, device))
 
 
 def run_benchmark(config: BenchConfig) -> BenchResult:
+    from l2v.model.load import quiet_loading
+
+    config.check()
+    with quiet_loading():  # transformers' per-load bars would break our single progress bar
+        return _run(config)
+
+
+def _run(config: BenchConfig) -> BenchResult:
     from tqdm.auto import tqdm
 
     from l2v.bench import evalsets as ev
 
-    config.check()
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # its per-load bars would break our single progress bar
     started, t0 = now_iso(), time.perf_counter()
     out = Path(config.out).expanduser()
     evalsets, notes = ev.prepare(config.corpus, config.data_dir, config.eval_texts, config.seed)

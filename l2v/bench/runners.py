@@ -1,43 +1,46 @@
-"""Everything the harness times, behind one shape: `Runner.run(arrays) -> np.float32 [B, D]`.
+"""Everything the harness times, behind one shape: a `Runner` wraps a backend (`run(batch) -> [B, D]`).
 
-hf:    the Hugging Face baseline: `AutoModel` from the artifact's `torch/` weights (+ the adapter kept
+hf:    the Hugging Face baseline: `AutoModel` from the artifact's torch weights (+ the adapter kept
        unmerged, if any), SDPA, made bidirectional by a padding-only 4-D boolean mask, positions from the
        mask, the artifact's pooling (fp32 on CPU, bf16 on CUDA). Written independently of
        `l2v.model.encoder`, so it also checks it.
-torch: `l2v.load(dir, backend="torch", engine="padded")`; packed: engine="packed" (CUDA only here).
-ort:   `l2v.load(dir, backend="onnx", variant=...)`, one runner per variant in the manifest.
-trt:   ONNX Runtime's TensorRT execution provider on the fp32 variant, when `tensorrt` imports.
+torch: the torch backend, engine padded; packed: engine packed (CUDA only here).
+ort:   the onnx backend (ONNX Runtime), one runner per ONNX variant in the manifest. (`ort` is this
+       report's historical label for the onnx backend; `--backends onnx` is accepted too.)
+trt:   ONNX Runtime's TensorRT execution provider on the fp32 graph, when `tensorrt` imports.
 """
 from __future__ import annotations
 
 import gc
-import json
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from l2v.errors import ArtifactError, OptionalDependencyError
+from l2v.runtime.backend import Backend, RunOptions, open_backend
+from l2v.text.batch import Batch
 
 
 @dataclass
 class Runner:
-    backend: str
+    backend: str  # the row label: hf | torch | packed | ort | trt
     precision: str
-    run: Callable[[dict], np.ndarray]
+    impl: Backend
     size_bytes: int | None
     dtype: str  # the arithmetic dtype, to pick the matmul peak: fp32 | bf16 | fp16 | int8
-    holder: list = field(default_factory=list)  # the objects to drop on close
     note: str = ""
+    holder: list = field(default_factory=list)
 
     @property
     def label(self) -> str:
         return f"{self.backend}/{self.precision}"
 
+    def run(self, arrays) -> np.ndarray:
+        return self.impl.run(Batch.of(arrays))
+
     def close(self) -> None:
-        self.holder.clear()
-        self.run = None
+        self.impl.close()
+        self.impl = None
         gc.collect()
         import sys
 
@@ -46,90 +49,84 @@ class Runner:
             torch.cuda.empty_cache()
 
 
-def dir_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+def files_bytes(artifact, variant) -> int:
+    return sum(artifact.path(r.path).stat().st_size for r in variant.files)
 
 
-def onnx_bytes(root: Path, file: str) -> int:
-    """The graph file plus its external data (`<file>.data` or any sibling named in `<file>*.data`)."""
-    main = root / file
-    return main.stat().st_size + sum(p.stat().st_size for p in root.glob(f"{Path(file).name}*.data"))
+def model_config(artifact) -> dict | None:
+    """The backbone's config.json (from the torch weights), for FLOP counts; None without torch/."""
+    import json
+
+    names = artifact.manifest.variants_of("torch")
+    if not names:
+        return None
+    main = artifact.manifest.variants[names[0]].main
+    cfg = artifact.path(main.path).parent / "config.json"
+    return json.loads(cfg.read_text()) if cfg.is_file() else None
 
 
-def model_config(root: Path, manifest: dict) -> dict | None:
-    info = manifest.get("torch")
-    cfg = root / info["dir"] / "config.json" if info else None
-    return json.loads(cfg.read_text()) if cfg is not None and cfg.is_file() else None
+class HFBaseline(Backend):
+    name = "hf"
 
+    def __init__(self, model, device: str, dim: int, mode: str, norm: bool, precision: str):
+        self.model, self.device, self.dim, self.mode, self.norm = model, device, dim, mode, norm
+        self.precision = precision
 
-def artifact_preprocessor(root: Path, manifest: dict, max_length: int | None = None):
-    """The artifact's own tokenizer and `TextSpec`, optionally truncating shorter than the artifact does."""
-    from transformers import AutoTokenizer
+    @classmethod
+    def open(cls, artifact, variant=None, options: RunOptions | None = None, root=None) -> "HFBaseline":
+        import torch
 
-    from l2v.text import Preprocessor, TextSpec
+        from l2v.runtime.torch import load_weights
 
-    tokenizer = AutoTokenizer.from_pretrained(str(root), local_files_only=True)
-    tokenizer.pad_token = manifest["tokenizer"]["pad_token"]
-    spec = TextSpec.from_dict(manifest["text"])
-    tokenizer.padding_side = spec.padding_side
-    if max_length is not None and max_length < spec.max_length:
-        spec = replace(spec, max_length=max_length)
-    return Preprocessor(tokenizer, spec)
+        g = artifact.manifest.graph
+        if g.attention == "causal":
+            raise ArtifactError("the baseline is the bidirectional model; this artifact is causal")
+        device = (options or RunOptions()).device
+        precision = "bf16" if device.startswith("cuda") else "fp32"
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        model = load_weights(artifact, dtype, "the Hugging Face baseline", attn_implementation="sdpa").to(device)
+        return cls(model, device, int(g.dim), g.pooling, bool(g.normalize), precision)
 
+    def run(self, batch: Batch) -> np.ndarray:
+        import torch
 
-def open_hf(root: Path, manifest: dict, device: str) -> Runner:
-    import torch
+        from l2v.model.pooling import normalize, pool
 
-    from l2v.model.pooling import normalize, pool
-    from l2v.runtime.backends import load_torch_weights
-
-    if manifest["attention"] == "causal":
-        raise ArtifactError("the baseline is the bidirectional model; this artifact is causal")
-    precision = "bf16" if device.startswith("cuda") else "fp32"
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    model = load_torch_weights(root, manifest, dtype, "the Hugging Face baseline",
-                               attn_implementation="sdpa").to(device)  # + unmerged adapter
-    dim, mode, norm = int(manifest["dim"]), manifest["pooling"], bool(manifest["normalize"])
-
-    def run(arrays: dict) -> np.ndarray:
         with torch.inference_mode():
-            ids = torch.from_numpy(arrays["input_ids"]).to(device)
-            am = torch.from_numpy(arrays["attention_mask"]).to(device)
-            pm = torch.from_numpy(arrays["pooling_mask"]).to(device)
+            ids = torch.from_numpy(batch.input_ids).to(self.device)
+            am = torch.from_numpy(batch.attention_mask).to(self.device)
+            pm = torch.from_numpy(batch.pooling_mask).to(self.device)
             seq = ids.shape[1]
             mask = am.bool()[:, None, None, :].expand(-1, 1, seq, -1)  # every query sees every real key
             pos = (am.cumsum(-1) - 1).clamp(min=0)
-            hidden = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).last_hidden_state
-            emb = pool(hidden, am, pm, mode)[:, :dim].float()
-            return (normalize(emb) if norm else emb).cpu().numpy()
+            hidden = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).last_hidden_state
+            emb = pool(hidden, am, pm, self.mode)[:, :self.dim].float()
+            return (normalize(emb) if self.norm else emb).cpu().numpy()
 
-    size = sum(p.numel() * p.element_size() for p in model.parameters())
-    return Runner("hf", precision, run, size, precision, [model], "transformers AutoModel, SDPA, padded")
-
-
-def _arrays_fn(enc) -> Callable[[dict], np.ndarray]:
-    return lambda a: enc.run_arrays(a["input_ids"], a["attention_mask"], a["pooling_mask"])
+    def close(self) -> None:
+        self.model = None
 
 
-def open_l2v_torch(root: Path, device: str, engine: str = "padded") -> Runner:
-    """engine "padded" (backend name "torch", fp32) or "packed" (backend name "packed": the padding-free
-    engine, bf16 on CUDA)."""
-    import l2v
-
-    enc = l2v.load(root, backend="torch", device=device, engine=engine)
-    size = dir_bytes(root / enc.manifest["torch"]["dir"])
-    name = "torch" if engine == "padded" else "packed"
-    return Runner(name, enc.variant, _arrays_fn(enc), size, enc.variant, [enc])
+def open_hf(artifact, device: str) -> Runner:
+    b = HFBaseline.open(artifact, options=RunOptions(device))
+    size = sum(p.numel() * p.element_size() for p in b.model.parameters())
+    return Runner("hf", b.precision, b, size, b.precision, "transformers AutoModel, SDPA, padded")
 
 
-def open_ort(root: Path, manifest: dict, variant: str, device: str, threads: int | None,
-             providers=None, backend: str = "ort") -> Runner:
-    import l2v
+def open_l2v_torch(artifact, device: str, engine: str = "padded") -> Runner:
+    """engine "padded" (label "torch", fp32) or "packed" (label "packed": the padding-free engine)."""
+    from l2v.runtime.torch import torch_variant
 
-    enc = l2v.load(root, backend="onnx", device=device, variant=variant, providers=providers, threads=threads)
-    info = manifest["variants"][variant]
-    dtype = str(info.get("dtype", variant))
-    return Runner(backend, variant, _arrays_fn(enc), onnx_bytes(root, info["file"]), dtype, [enc])
+    variant = torch_variant(artifact)
+    b = open_backend(artifact, variant, RunOptions(device, engine=engine))
+    return Runner("torch" if engine == "padded" else "packed", b.precision, b, files_bytes(artifact, variant),
+                  b.precision)
+
+
+def open_ort(artifact, variant: str, device: str, threads: int | None, providers=None, label: str = "ort") -> Runner:
+    v = artifact.variant(variant)
+    b = open_backend(artifact, v, RunOptions(device, threads, tuple(providers) if providers else None))
+    return Runner(label, variant, b, files_bytes(artifact, v), str(v.dtype))
 
 
 def runner_errors() -> tuple[type[BaseException], ...]:
@@ -155,8 +152,13 @@ def trt_unavailable_reason() -> str | None:
     return None
 
 
-def open_trt(root: Path, manifest: dict, threads: int | None) -> Runner:
+def open_trt(artifact, threads: int | None) -> Runner:
     if trt_unavailable_reason():
         raise OptionalDependencyError("tensorrt", "trt", "the trt backend")
-    return open_ort(root, manifest, "fp32", "cuda", threads,
-                    providers=["TensorrtExecutionProvider", "CUDAExecutionProvider"], backend="trt")
+    return open_ort(artifact, "fp32", "cuda", threads,
+                    providers=["TensorrtExecutionProvider", "CUDAExecutionProvider"], label="trt")
+
+
+def artifact_preprocessor(artifact, max_length: int | None = None):
+    """The artifact's own preprocessing, optionally truncating shorter than the artifact does."""
+    return artifact.preprocessor(max_length)

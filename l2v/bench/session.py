@@ -12,39 +12,39 @@ from l2v.bench.rows import Rows
 from l2v.bench.speed import Grid, encode_rows
 
 
-def runner_plan(root: Path, manifest: dict, config, device: str) -> list[tuple[str, str, object]]:
-    """[(backend, precision-or-variant, opener)]: the baseline first, then the requested backends."""
+def runner_plan(artifact, config, device: str) -> list[tuple[str, str, object]]:
+    """[(label, precision-or-variant, opener)]: the baseline first, then the requested backends."""
     from l2v.bench import runners
 
-    plan = [("hf", "bf16" if device.startswith("cuda") else "fp32", lambda: runners.open_hf(root, manifest, device))]
+    plan = [("hf", "bf16" if device.startswith("cuda") else "fp32", lambda: runners.open_hf(artifact, device))]
     if "torch" in config.backends:
-        plan.append(("torch", "fp32", lambda: runners.open_l2v_torch(root, device, "padded")))
+        plan.append(("torch", "fp32", lambda: runners.open_l2v_torch(artifact, device, "padded")))
         if device.startswith("cuda"):  # on CPU the packed engine is a reference path, not a fast one
-            plan.append(("packed", "bf16", lambda: runners.open_l2v_torch(root, device, "packed")))
+            plan.append(("packed", "bf16", lambda: runners.open_l2v_torch(artifact, device, "packed")))
     if "ort" in config.backends:
-        for name in manifest["variants"]:
-            plan.append(("ort", name, lambda n=name: runners.open_ort(root, manifest, n, device, config.threads)))
+        for name in artifact.manifest.variants_of("onnx"):
+            plan.append(("ort", name, lambda n=name: runners.open_ort(artifact, n, device, config.threads)))
     if "trt" in config.backends:
-        plan.append(("trt", "fp32", lambda: runners.open_trt(root, manifest, config.threads)))
+        plan.append(("trt", "fp32", lambda: runners.open_trt(artifact, config.threads)))
     return plan
 
 
 class ArtifactBench:
     def __init__(self, root: Path, config, device: str, evalsets, rows: Rows, cap: dict | None, progress):
+        from l2v.artifact import open_artifact
         from l2v.bench import runners
-        from l2v.export.artifact import read_manifest
 
         self.root, self.config, self.device, self.evalsets = root, config, device, evalsets
         self.rows, self.cap, self.progress = rows, cap, progress
-        self.manifest = read_manifest(root)
-        self.cfg = runners.model_config(root, self.manifest)
-        self.pre = runners.artifact_preprocessor(root, self.manifest, config.eval_max_length)
+        self.artifact = open_artifact(root)
+        self.cfg = runners.model_config(self.artifact)
+        self.pre = self.artifact.preprocessor(config.eval_max_length)
         self.tokenized = {c.name: self.pre.rows(c.texts) for c in evalsets}
         self.vocab = len(self.pre.tokenizer)
-        self.dim = int(self.manifest["dim"])
+        self.dim = int(self.artifact.manifest.graph.dim)
         self.embeddings: dict[str, dict] = {}
         self.ref_label: str | None = None
-        rows.model = self.manifest.get("source", {}).get("name") or root.name
+        rows.model = self.artifact.manifest.source.get("name") or root.name
 
     def open(self, backend: str, precision: str, opener):
         """The runner, or None after a skipped row saying why it cannot run here."""
@@ -144,7 +144,7 @@ class ArtifactBench:
 def bench_artifact(root: Path, config, device: str, evalsets, rows: Rows, cap, progress, reprobe) -> None:
     """Runners measured together (default) or one at a time (`config.sequential`, less memory)."""
     bench = ArtifactBench(root, config, device, evalsets, rows, cap, progress)
-    plan = runner_plan(root, bench.manifest, config, device)
+    plan = runner_plan(bench.artifact, config, device)
     groups = [[p] for p in plan] if config.sequential else [plan]
     peaks = reprobe()
     for group in groups:

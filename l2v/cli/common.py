@@ -1,23 +1,47 @@
-"""Shared CLI plumbing: one-line errors, exit codes, --debug tracebacks."""
+"""Shared CLI plumbing: one-line errors, exit codes, --debug tracebacks, SIGTERM handled like Ctrl-C."""
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (e.g. `timeout`, a job scheduler) raised as an interrupt, so every `finally` cleans up."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    def handler(signum, frame):
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_main(fn, debug: bool) -> int:
     from l2v.errors import L2VError
 
     try:
-        fn()
+        with sigterm_as_interrupt():
+            fn()
         return 0
     except L2VError as e:
         if debug:
             raise
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("interrupted: nothing was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        what = "terminated" if isinstance(e, Terminated) else "interrupted"
+        print(f"{what}: nothing was written", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
     except Exception as e:  # unexpected: still one line, with how to see more
         if debug:
             raise

@@ -34,7 +34,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pooling", default=None, help="default: the preset's",
                    choices=["mean", "weighted_mean", "last_token", "eos_token", "bos_token"])
     p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16"])
-    p.add_argument("--max-length", type=int, default=512)
+    p.add_argument("--max-length", type=int, default=None,
+                   help="tokens per text, longer texts are truncated (default 512, or the model's context if shorter)")
     p.add_argument("--normalize", action="store_true", help="L2-normalise inside the graph")
     p.add_argument("--dim", type=int, default=None, help="Matryoshka: keep the first D dimensions")
     p.add_argument("--causal", action=argparse.BooleanOptionalAction, default=None,
@@ -47,7 +48,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--verbose", action="store_true", help="show the ONNX exporter's own output")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    from l2v.quantize.cli import add_quant_flags
+    from l2v.cli.quantize import add_quant_flags
 
     add_quant_flags(p)
     return p

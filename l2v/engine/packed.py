@@ -21,9 +21,10 @@ from l2v.engine.attention import get_attention
 from l2v.engine.packing import length_sorted_batches, pack_sequences, pad_to_bucket, positions
 from l2v.engine.pooling import check_pooling, packed_pool
 from l2v.errors import InputError, UnsupportedArchitectureError
+from l2v.model.arch import ARCHS
 
-SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3", "gemma")
-LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+LINEAR_NAMES = ARCHS["llama"].linear_names  # q, k, v, o, gate, up, down (every packed architecture has them)
+SUPPORTED_MODEL_TYPES = tuple(mt for mt, a in ARCHS.items() if a.packed)
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:

@@ -16,11 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from l2v.errors import InputError
+from l2v.numerics import FP8_E4M3_MAX, INT8_MAX, absmax_scale, quantize
+from l2v.numerics import smoothquant_scales as _smoothquant_scales
 
 MODES = ("fp8", "int8", "bf16")
-FP8_MAX = 448.0  # torch.finfo(torch.float8_e4m3fn).max
-INT8_MAX = 127.0
-_EPS = 1e-12
+FP8_MAX = FP8_E4M3_MAX  # torch.finfo(torch.float8_e4m3fn).max
 
 
 def require_fp8_capability(cap) -> None:
@@ -34,10 +34,10 @@ def quantize_per_row(x: torch.Tensor, mode: str):
     """Symmetric per-row quantization of a 2-D tensor. Returns (q, scale [rows, 1] fp32)."""
     x = x.float()
     qmax = FP8_MAX if mode == "fp8" else INT8_MAX
-    scale = x.abs().amax(dim=1, keepdim=True).clamp(min=_EPS) / qmax
-    y = (x / scale).clamp(-qmax, qmax)
-    q = y.to(torch.float8_e4m3fn) if mode == "fp8" else y.round().to(torch.int8)
-    return q, scale
+    scale = absmax_scale(x, axis=1, qmax=qmax)
+    if mode == "fp8":  # the cast rounds to the e4m3 grid
+        return (x / scale).clamp(-qmax, qmax).to(torch.float8_e4m3fn), scale
+    return quantize(x, scale, qmax).to(torch.int8), scale
 
 
 def fp8_matmul(xq, wq, x_scale, w_scale, out_dtype, use_scaled_mm: bool):
@@ -123,6 +123,4 @@ def smoothquant_scales(act_amax: torch.Tensor, weight: torch.Tensor, alpha: floa
     """SmoothQuant s_j = max|X_j|^alpha / max|W_:,j|^(1-alpha) (Xiao et al. 2023), per input channel."""
     if not 0.0 <= alpha <= 1.0:
         raise InputError(f"alpha must be in [0, 1], got {alpha}")
-    a = act_amax.float().clamp(min=1e-5)
-    w = weight.detach().float().abs().amax(dim=0).clamp(min=1e-5)
-    return (a.pow(alpha) / w.pow(1.0 - alpha)).clamp(min=1e-5)
+    return _smoothquant_scales(act_amax, weight.detach().float().abs().amax(dim=0), alpha)

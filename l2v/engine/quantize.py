@@ -11,6 +11,7 @@ import torch
 from l2v.engine.packed import LINEAR_NAMES, PackedEncoder
 from l2v.engine.qlinear import MODES, QuantLinear, smoothquant_scales
 from l2v.errors import InputError
+from l2v.numerics import capture_inputs
 
 
 def _check(encoder, names):
@@ -25,22 +26,16 @@ def _check(encoder, names):
 def collect_act_amax(encoder: PackedEncoder, batches, names=LINEAR_NAMES) -> dict:
     """Run `encoder(batch)` for each batch and return {"layers.{i}.{name}": per-input-channel max|x|}."""
     _check(encoder, names)
-    stats, hooks = {}, []
-    for i, layer in enumerate(encoder.layers):
-        for name in names:
-            key = f"layers.{i}.{name}"
+    stats = {}
 
-            def hook(_mod, args, key=key):
-                amax = args[0].detach().reshape(-1, args[0].shape[-1]).abs().amax(0).float()
-                stats[key] = amax if key not in stats else torch.maximum(stats[key], amax)
+    def seen(key, x):
+        amax = x.detach().reshape(-1, x.shape[-1]).abs().amax(0).float()
+        stats[key] = amax if key not in stats else torch.maximum(stats[key], amax)
 
-            hooks.append(getattr(layer, name).register_forward_pre_hook(hook))
-    try:
+    modules = {f"layers.{i}.{name}": getattr(layer, name) for i, layer in enumerate(encoder.layers) for name in names}
+    with capture_inputs(modules, seen, pre=True):
         for batch in batches:
             encoder(batch)
-    finally:
-        for h in hooks:
-            h.remove()
     return stats
 
 

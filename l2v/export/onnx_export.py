@@ -1,4 +1,4 @@
-"""Export an `EmbeddingModel` to ONNX with the dynamo exporter, and derive the fp16 variant."""
+"""Export an `EmbeddingModel` to ONNX with the dynamo exporter."""
 from __future__ import annotations
 
 import contextlib
@@ -7,7 +7,8 @@ import logging
 import warnings
 from pathlib import Path
 
-from l2v.export.spec import TWO_GB, OnnxExportSpec
+from l2v.export.spec import OnnxExportSpec
+from l2v.quantize.graph import TWO_GB
 
 
 def parameter_bytes(model) -> int:
@@ -31,8 +32,8 @@ def _quiet_exporter(verbose: bool):
         logger.setLevel(level)
 
 
-def export_onnx(model, sample: dict, path: Path, spec: OnnxExportSpec, verbose: bool = False) -> dict:
-    """Write `path` (+ `path.data` when the weights pass 2 GB). Returns facts for the manifest."""
+def export_onnx(model, sample, path: Path, spec: OnnxExportSpec, verbose: bool = False) -> list[str]:
+    """Write `path` (+ `path.data` when the weights pass 2 GB). Returns the file names."""
     import torch
 
     model.eval()
@@ -45,17 +46,5 @@ def export_onnx(model, sample: dict, path: Path, spec: OnnxExportSpec, verbose: 
             dynamic_shapes={n: s for n, s in spec.dynamic_shapes().items()},
             external_data=external, verbose=False,
         )
-    return {"file": path.name, "external_data": external}
+    return [path.name, f"{path.name}.data"] if external else [path.name]
 
-
-def convert_fp16(src: Path, dst: Path) -> dict:
-    """fp16 weights and compute, fp32 inputs/outputs (ONNX Runtime's float16 converter)."""
-    import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    model = onnx.load(str(src))
-    external = model.ByteSize() >= TWO_GB if not (src.parent / f"{src.name}.data").exists() else True
-    m16 = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=external)
-    onnx.save(m16, str(dst), save_as_external_data=external,
-              location=f"{dst.name}.data" if external else None)
-    return {"file": dst.name, "external_data": external}

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from l2v.errors import InputError
 
 MIN_OPSET = 18
-TWO_GB = 2 * 1024**3
 RESERVED_OUTPUT_NAMES = ("embedding",)  # the dynamo exporter names a node this; ORT then rejects the file
 
 

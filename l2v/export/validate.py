@@ -5,33 +5,28 @@ from pathlib import Path
 
 import numpy as np
 
-from l2v.errors import ValidationError
+from l2v.errors import L2VError, ValidationError
 from l2v.eval.metrics import cosine_rowwise
 
-MIN_COSINE = {"fp32": 0.99999, "fp16": 0.999}
+MIN_COSINE = {"fp32": 0.99999, "fp16": 0.999, "bf16": 0.99}
 
 
-def ort_session(path: Path, providers=None, threads: int | None = None):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), sess_options=opts, providers=providers or ["CPUExecutionProvider"])
-
-
-def validate_onnx(path: Path, reference: np.ndarray, batches: list[dict], dtype: str, output: str,
+def validate_onnx(path: Path, reference: np.ndarray, batches: list, dtype: str, output: str,
                   n_batched: int | None = None) -> dict:
     """Run the file on `batches` and compare with `reference` rows; raise ValidationError below threshold.
 
     With `n_batched`, rows `[:n]` are texts embedded inside padded batches and rows `[n:2n]` the same
     texts embedded alone: their largest difference is reported (TEI's batch-invariance property).
     """
+    from l2v.runtime.onnx import session
+
     threshold = MIN_COSINE[dtype]
     try:
-        session = ort_session(path)
-        got = np.concatenate([session.run([output], b)[0] for b in batches])
-    except Exception as e:  # ORT raises its own exception types for graphs it cannot load or run
+        sess = session(path)
+        got = np.concatenate([sess.run([output], b.as_dict())[0] for b in batches])
+    except L2VError as e:
+        raise ValidationError(f"ONNX Runtime could not load the exported {path.name}: {e}") from e
+    except Exception as e:  # ORT raises its own exception types for graphs it cannot run
         raise ValidationError(f"ONNX Runtime could not run {path.name}: {str(e).splitlines()[0][:300]}") from e
     if got.shape != reference.shape:
         raise ValidationError(f"{path.name} returned shape {got.shape}, PyTorch {reference.shape}")

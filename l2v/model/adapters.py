@@ -36,26 +36,38 @@ class AdapterInfo:
                 "base_model_name_or_path": c.get("base_model_name_or_path")}
 
 
+def read_config(path: str) -> dict:
+    """The adapter's `adapter_config.json` as a dict; `AdapterError` naming the directory otherwise."""
+    d = Path(path)
+    if not d.is_dir():
+        raise AdapterError(f"adapter {str(path)!r} is not a directory")
+    for name in (CONFIG, WEIGHTS):
+        if not (d / name).is_file():
+            raise AdapterError(f"adapter {str(path)!r} has no {name}",
+                               hint="an adapter directory holds adapter_config.json and adapter_model.safetensors")
+    try:
+        config = json.loads((d / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise AdapterError(f"adapter {str(path)!r}: {CONFIG} is unreadable: {str(e).splitlines()[0][:200]}") from e
+    if not isinstance(config, dict):
+        raise AdapterError(f"adapter {str(path)!r}: {CONFIG} is not a JSON object")
+    if config.get("peft_type", "LORA") != "LORA":
+        raise AdapterError(f"adapter {str(path)!r} is {config.get('peft_type')}, only LoRA adapters can be merged")
+    return config
+
+
 def read_adapter(path: str) -> AdapterInfo:
     from safetensors import safe_open
 
-    from l2v.model.source import sha256_file
+    from l2v.fileio import sha256_file
 
+    config = read_config(path)
     d = Path(path)
-    if not d.is_dir():
-        raise AdapterError(f"adapter {path!r} is not a directory")
-    for name in (CONFIG, WEIGHTS):
-        if not (d / name).is_file():
-            raise AdapterError(f"adapter {path!r} has no {name}",
-                               hint="an adapter directory holds adapter_config.json and adapter_model.safetensors")
     try:
-        config = json.loads((d / CONFIG).read_text())
         with safe_open(str(d / WEIGHTS), framework="pt") as f:
             tensors = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except (json.JSONDecodeError, OSError, Exception) as e:
-        raise AdapterError(f"adapter {path!r} is unreadable: {str(e).splitlines()[0][:200]}") from e
-    if config.get("peft_type", "LORA") != "LORA":
-        raise AdapterError(f"adapter {path!r} is {config.get('peft_type')}, only LoRA adapters can be merged")
+    except Exception as e:  # safetensors raises its own SafetensorError, OSError, ... for a bad file
+        raise AdapterError(f"adapter {path!r}: {WEIGHTS} is unreadable: {str(e).splitlines()[0][:200]}") from e
     return AdapterInfo(str(d.resolve()), sha256_file(d / WEIGHTS), config, tensors)
 
 

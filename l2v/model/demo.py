@@ -31,7 +31,7 @@ def cache_dir() -> Path:
 
 
 def _verified(path: Path) -> bool:
-    from l2v.model.source import sha256_file
+    from l2v.fileio import sha256_file
 
     return path.is_file() and sha256_file(path) == SHA256
 

@@ -1,13 +1,15 @@
 """Load a backbone (the decoder without LM head) and its tokenizer, offline, with typed errors."""
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from l2v.errors import ModelLoadError, UnsupportedArchitectureError
+from l2v.errors import ModelLoadError
+from l2v.model.arch import arch_of
 from l2v.model.source import ModelSource
 
-SUPPORTED_ARCHITECTURES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gemma3_text")
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
@@ -36,12 +38,7 @@ def load_config(source: ModelSource):
 
 
 def check_architecture(config) -> None:
-    mt = getattr(config, "model_type", None)
-    if mt not in SUPPORTED_ARCHITECTURES:
-        raise UnsupportedArchitectureError(
-            f"architecture {mt!r} is not supported",
-            hint=f"supported: {', '.join(SUPPORTED_ARCHITECTURES)}",
-        )
+    arch_of(getattr(config, "model_type", None))
 
 
 def load_backbone(source: ModelSource, dtype: str = "fp32", attn_implementation: str | None = None):
@@ -116,3 +113,22 @@ def load(source: ModelSource, dtype: str = "fp32", adapter_dirs: list[str] = (),
         raise ModelLoadError(f"the tokenizer has {len(tokenizer)} tokens but the model embeds only {vocab}",
                              hint="the tokenizer belongs to another model; pass the right one with --tokenizer")
     return Loaded(model, tokenizer, source, pad_source)
+
+
+@contextlib.contextmanager
+def quiet_loading(silence_stderr: bool = False):
+    """transformers' progress bars off for the context (and with `silence_stderr`, the GGUF de-quantiser's
+    plain tqdm too); the previous state is restored on exit, also on error. Errors still propagate."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        if silence_stderr:
+            with contextlib.redirect_stderr(io.StringIO()):
+                yield
+        else:
+            yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()

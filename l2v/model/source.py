@@ -6,7 +6,6 @@ or nothing (the embedded default: SmolLM2-135M-Instruct, whose GGUF ships inside
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,12 +34,6 @@ class ModelSource:
         return None
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _check_gguf(path: Path) -> None:

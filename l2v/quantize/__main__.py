@@ -1,5 +1,6 @@
+"""`python -m l2v.quantize`: the entry point of `l2v-quantize` (l2v/cli/quantize.py)."""
 import sys
 
-from l2v.quantize.cli import main
+from l2v.cli.quantize import main
 
 sys.exit(main())

@@ -1,11 +1,12 @@
 """`--quant auto`: the fastest int8 mix that holds the recall gate.
 
 For each int8 kernel in `kernels` (per-token W8A8 with outlier channels, and MatMulNBits' W8A8 per
-block), decoder layers are ranked by measured sensitivity (see sensitivity.py) and the search keeps the
-k most sensitive in fp32, growing k (0, step, 2*step, 4*step, ...) until recall@10 on the eval set
-reaches the target, then bisecting down to the smallest passing k. When several kernels pass, the one
-with the lowest batch-32 time on the gate's speed batch wins (timed interleaved in one process). Every
-tried (kernel, k), its recall, and the timings go in the manifest.
+block), decoder layers are ranked by measured sensitivity with that kernel's arithmetic (see
+sensitivity.py) and the search keeps the k most sensitive in fp32, growing k (0, step, 2*step,
+4*step, ...) until recall@10 on the eval set reaches the target, then bisecting down to the smallest
+passing k. When several kernels pass, the one with the lowest batch-32 time on the gate's speed batch
+wins (timed interleaved in one process). Every tried (kernel, k), its recall, and the timings go in the
+manifest.
 """
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ DEFAULT_TARGET = 0.95
 def _search(ctx, cfg: AutoConfig, kernel: str, target: float, tmp: Path) -> dict[int, tuple[float, Path, dict]]:
     """{k: (recall@10, saved graph, facts)} for every k tried with one kernel."""
     from l2v.quantize import graph
-    from l2v.quantize.measure import OnnxRunner
     from l2v.quantize.smooth import build_smoothed
 
     tried: dict[int, tuple[float, Path, dict]] = {}
@@ -30,7 +30,8 @@ def _search(ctx, cfg: AutoConfig, kernel: str, target: float, tmp: Path) -> dict
         path = Path(tmp) / f".auto_{kernel}_k{k}.onnx"
         graph.save(q, path)
         del q  # one graph in memory at a time (Qwen-0.5B int8: 1.1 GB each)
-        tried[k] = (ctx.gate.recall(OnnxRunner(path, ctx.gate.output))["recall@10"], path, facts)
+        with ctx.gate.graph_backend(path) as backend:
+            tried[k] = (ctx.gate.recall(backend)["recall@10"], path, facts)
         ctx.progress(f"auto: kernel={kernel}, {k} layer(s) in fp32 -> recall@10 {tried[k][0]:.4f} (target {target})")
         return tried[k][0]
 
@@ -49,11 +50,15 @@ def _search(ctx, cfg: AutoConfig, kernel: str, target: float, tmp: Path) -> dict
 
 def _fastest(ctx, paths: dict[str, Path]) -> dict[str, float]:
     """Batch-32 ms of each candidate graph, interleaved in one process (the gate's speed batch)."""
-    from l2v.quantize.measure import OnnxRunner, speed, speed_batches
+    from l2v.quantize.measure import speed, speed_batches
 
-    runs = {name: OnnxRunner(p, ctx.gate.output) for name, p in paths.items()}
+    runs = {name: ctx.gate.graph_backend(p) for name, p in paths.items()}
     b1, b32 = speed_batches(ctx, ctx.gate.texts, ctx.gate.speed_tokens)
-    return {name: t["batch32_ms"] for name, t in speed(runs, b1, b32, min_seconds=1.0, max_reps=5).items()}
+    try:
+        return {name: t["batch32_ms"] for name, t in speed(runs, b1, b32, min_seconds=1.0, max_reps=5).items()}
+    finally:
+        for r in runs.values():
+            r.close()
 
 
 def _choose(ctx, tried: dict, target: float) -> tuple[str, int, dict]:
@@ -70,13 +75,15 @@ def _choose(ctx, tried: dict, target: float) -> tuple[str, int, dict]:
 
 
 @register(AutoConfig, calibrates=True)
-def build_auto(ctx, cfg: AutoConfig, tmp: Path) -> dict:
+def build_auto(ctx, cfg: AutoConfig, tmp: Path):
     from l2v.quantize import graph
     from l2v.quantize.onnx_methods import finish
 
     target = float(cfg.min_recall or ctx.min_recall or DEFAULT_TARGET)
-    tried = {kernel: _search(ctx, cfg, kernel, target, tmp) for kernel in cfg.kernels}
+    tried: dict = {}
     try:
+        for kernel in cfg.kernels:
+            tried[kernel] = _search(ctx, cfg, kernel, target, tmp)
         kernel, best, timing = _choose(ctx, tried, target)
         q = graph.load(tried[kernel][best][1])
     finally:

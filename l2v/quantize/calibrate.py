@@ -1,10 +1,12 @@
-"""Activation statistics from real text: forward hooks on every nn.Linear of the PyTorch model."""
+"""Activation statistics from real text: the input of every nn.Linear of the PyTorch model."""
 from __future__ import annotations
 
 import numpy as np
 
+from l2v.numerics import capture_inputs
 
-def collect_stats(model, batches: list[dict], keep_samples: int = 0, seed: int = 0) -> dict:
+
+def collect_stats(model, batches: list, keep_samples: int = 0, seed: int = 0) -> dict:
     """{module name (as in the ONNX name scopes, e.g. "backbone.layers.0.mlp.down_proj"):
     {"amax": per-input-channel max |x|, "mean_abs": per-channel mean |x|, "samples": up to keep_samples
     random token rows of x}} over non-padding tokens only."""
@@ -14,31 +16,25 @@ def collect_stats(model, batches: list[dict], keep_samples: int = 0, seed: int =
     rng = np.random.default_rng(seed)
     current = {}
 
-    def hook(name):
-        def fn(mod, inputs, output):
-            x = inputs[0].detach()
-            x = x.reshape(-1, x.shape[-1])[current["mask"]].float()
-            a = x.abs()
-            st = stats.setdefault(name, {"amax": torch.zeros(x.shape[-1]), "sum_abs": torch.zeros(x.shape[-1]),
-                                         "n": 0, "samples": []})
-            st["amax"] = torch.maximum(st["amax"], a.amax(0))
-            st["sum_abs"] += a.sum(0)
-            st["n"] += x.shape[0]
-            if keep_samples:
-                take = rng.choice(x.shape[0], size=min(x.shape[0], max(1, keep_samples // len(batches) + 1)),
-                                  replace=False)
-                st["samples"].append(x[torch.from_numpy(take)].numpy())
-        return fn
+    def seen(name, x):
+        x = x.detach()
+        x = x.reshape(-1, x.shape[-1])[current["mask"]].float()
+        a = x.abs()
+        st = stats.setdefault(name, {"amax": torch.zeros(x.shape[-1]), "sum_abs": torch.zeros(x.shape[-1]),
+                                     "n": 0, "samples": []})
+        st["amax"] = torch.maximum(st["amax"], a.amax(0))
+        st["sum_abs"] += a.sum(0)
+        st["n"] += x.shape[0]
+        if keep_samples:
+            take = rng.choice(x.shape[0], size=min(x.shape[0], max(1, keep_samples // len(batches) + 1)),
+                              replace=False)
+            st["samples"].append(x[torch.from_numpy(take)].numpy())
 
-    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
-    try:
-        with torch.no_grad():
-            for b in batches:
-                current["mask"] = torch.from_numpy(b["attention_mask"].reshape(-1).astype(bool))
-                model(**{k: torch.from_numpy(v) for k, v in b.items()})
-    finally:
-        for h in handles:
-            h.remove()
+    linears = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    with capture_inputs(linears, seen), torch.no_grad():
+        for b in batches:
+            current["mask"] = torch.from_numpy(b["attention_mask"].reshape(-1).astype(bool))
+            model(**{k: torch.from_numpy(b[k]) for k in b.keys()})
     out = {}
     for name, st in stats.items():
         rec = {"amax": st["amax"].numpy(), "mean_abs": (st["sum_abs"] / max(st["n"], 1)).numpy()}

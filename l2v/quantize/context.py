@@ -1,5 +1,6 @@
-"""What a handler needs: the artifact, its fp32 graph, a tokeniser, the calibration texts, and
-(lazily) the PyTorch model rebuilt from the artifact's torch/ weights and its activation statistics."""
+"""What a handler needs: the opened artifact, the graph it quantizes from, the calibration texts, and
+the PyTorch model — handed over in memory by the export, or (lazily) rebuilt from the artifact's torch/
+weights — with its activation statistics."""
 from __future__ import annotations
 
 from functools import cached_property
@@ -9,49 +10,56 @@ STAT_SAMPLES = 512
 
 
 class Context:
-    def __init__(self, root: Path, manifest: dict, calib_texts: list[str], progress=None):
-        self.root = Path(root)
-        self.manifest = manifest
+    def __init__(self, artifact, calib_texts: list[str], progress=None, torch_model=None):
+        self.artifact = artifact
+        self.manifest = artifact.manifest
         self.calib_texts = calib_texts
         self.progress = progress or (lambda msg: None)
+        self._torch_model = torch_model
         self._stats: dict = {}
         self.cache: dict = {}  # handlers' shared results (sensitivity ranking, fold checks)
         self.gate = None  # the recall gate (set by quantize_artifact; auto searches with it)
         self.min_recall: float | None = None
 
     @property
-    def fp32_path(self) -> Path:
-        return self.root / self.manifest["variants"]["fp32"]["file"]
+    def root(self) -> Path:
+        return self.artifact.root
+
+    @property
+    def source_name(self) -> str:
+        """The graph variants are made from and gated against: fp32, else the default ONNX graph."""
+        from l2v.quantize.plan import source_variant
+
+        return source_variant(self.manifest)
+
+    @property
+    def source_path(self) -> Path:
+        return self.artifact.path(self.manifest.variants[self.source_name].main.path)
+
+    @property
+    def output(self) -> str:
+        return self.manifest.graph.output
 
     @cached_property
     def preprocessor(self):
-        from transformers import AutoTokenizer
+        return self.artifact.preprocessor()
 
-        from l2v.text import Preprocessor, TextSpec
-
-        tok = AutoTokenizer.from_pretrained(str(self.root), local_files_only=True)
-        tok.pad_token = self.manifest["tokenizer"]["pad_token"]
-        spec = TextSpec.from_dict(self.manifest["text"])
-        tok.padding_side = spec.padding_side
-        return Preprocessor(tok, spec)
-
-    def batches(self, texts: list[str], max_length: int, batch: int = 16) -> list[dict]:
-        """Length-sorted padded batches of `texts` truncated to `max_length` tokens."""
-        from l2v.text import Preprocessor, TextSpec
-
-        spec = TextSpec.from_dict({**self.manifest["text"], "max_length": max_length})
-        pre = Preprocessor(self.preprocessor.tokenizer, spec)
+    def batches(self, texts: list[str], max_length: int, batch: int = 16) -> list:
+        """Length-sorted padded `Batch`es of `texts` truncated to `max_length` tokens."""
+        pre = self.artifact.preprocessor(max_length)
         rows = sorted(pre.rows(texts), key=lambda r: len(r[0]))
         return [pre.pad(rows[i:i + batch]) for i in range(0, len(rows), batch)]
 
-    @cached_property
+    @property
     def torch_model(self):
-        """The fp32 `EmbeddingModel` from torch/ (needed by calibration and the torch-runtime variants)."""
-        import torch
+        """The fp32 `EmbeddingModel`: the one export handed over, else rebuilt from torch/ weights."""
+        if self._torch_model is None:
+            import torch
 
-        from l2v.runtime.backends import load_torch_encoder
+            from l2v.runtime.torch import load_encoder
 
-        return load_torch_encoder(self.root, self.manifest, torch.float32, needed_by="calibration")
+            self._torch_model = load_encoder(self.artifact, torch.float32, needed_by="calibration")
+        return self._torch_model
 
     def act_stats(self, n_texts: int, max_length: int, keep_samples: int = 0) -> dict:
         """Per-input-channel statistics of every nn.Linear inside the backbone, over non-padding tokens:
@@ -65,4 +73,3 @@ class Context:
             batches = self.batches(self.calib_texts[:n_texts], max_length)
             self._stats[key] = collect_stats(self.torch_model, batches, keep_samples)
         return self._stats[key]
-

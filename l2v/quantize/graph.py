@@ -23,15 +23,23 @@ def load(path: Path):
     return onnx.load(str(path))
 
 
-def save(model, path: Path) -> dict:
-    """Save (external data when over 2 GB); returns {file, external_data}."""
+TWO_GB = 2 * 1024**3  # protobuf's limit: larger graphs keep their weights in external data
+
+
+def save(model, path: Path, external: bool | None = None) -> list[str]:
+    """Save (external data `<name>.data` when over 2 GB, or when `external`); returns the file names."""
     import onnx
 
-    from l2v.export.spec import TWO_GB
+    path = Path(path)
+    if external is None:
+        external = model.ByteSize() >= TWO_GB
+    onnx.save(model, str(path), save_as_external_data=external, location=f"{path.name}.data" if external else None)
+    return [path.name, f"{path.name}.data"] if external else [path.name]
 
-    external = model.ByteSize() >= TWO_GB
-    onnx.save(model, str(path), save_as_external_data=external, location=f"{Path(path).name}.data" if external else None)
-    return {"file": Path(path).name, "external_data": external}
+
+def has_external_data(path: Path) -> bool:
+    path = Path(path)
+    return path.with_name(path.name + ".data").exists()
 
 
 def file_bytes(path: Path) -> int:

@@ -1,4 +1,5 @@
-"""ONNX Runtime quantization primitives and the simple methods: fp16, bf16, int8-dynamic."""
+"""ONNX Runtime's quantizers wrapped for the ONNX methods, and the simple methods: fp16, bf16, int8-dynamic.
+`finish` turns a quantized graph into the new `Variant` (one place for every ONNX method)."""
 from __future__ import annotations
 
 import contextlib
@@ -9,14 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
+from l2v.artifact import FileRecord, Variant, variant_file
 from l2v.quantize import graph
 from l2v.quantize.config import Bf16Config, Fp16Config, Int8DynamicConfig
-from l2v.quantize.registry import register
+from l2v.quantize.registry import Built, register
 
 
 @contextlib.contextmanager
 def quiet():
-    """ORT's quantizers log every node at INFO and print warnings; keep the CLI to one line per step."""
+    """ORT's quantizers log every node at INFO on the root logger and print warnings; keep the CLI to one
+    line per step. The levels are restored on exit, also on error."""
     loggers = [logging.getLogger(n) for n in ("onnxruntime.quantization.matmul_nbits_quantizer", "root", "")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
@@ -78,31 +81,40 @@ def dynamic_quantize(model, per_channel: bool = True, reduce_range: bool = False
         return onnx.load(str(dst))
 
 
-def finish(model, tmp: Path, cfg, dtype: str, **facts) -> dict:
-    """Save the variant into `tmp` and return its manifest facts."""
-    entry = graph.save(model, Path(tmp) / f"model_{cfg.variant.replace('-', '_')}.onnx")
-    entry.update(dtype=dtype, opset=max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
-                 quant_ops=graph.quant_op_counts(model), **facts)
-    return entry
+def onnx_variant(files: list[str], dtype: str, **facts) -> Variant:
+    return Variant(kind="onnx", dtype=dtype, files=[FileRecord(f) for f in files], facts=facts)
+
+
+def finish(model, tmp: Path, cfg, dtype: str, **facts) -> Built:
+    """Save the quantized graph into `tmp` under the variant's file name; the new variant."""
+    files = graph.save(model, Path(tmp) / variant_file(cfg.variant))
+    opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    return Built(onnx_variant(files, dtype, opset=opset, quant_ops=graph.quant_op_counts(model), **facts))
+
+
+def convert_fp16(src: Path, dst: Path) -> list[str]:
+    """fp16 weights and compute, fp32 inputs/outputs (ONNX Runtime's float16 converter). Returns the files."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = graph.load(src)
+    external = graph.has_external_data(src) or model.ByteSize() >= graph.TWO_GB
+    m16 = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=external)
+    return graph.save(m16, dst, external=external)
 
 
 @register(Fp16Config)
-def build_fp16(ctx, cfg, tmp: Path) -> dict:
-    from l2v.export.onnx_export import convert_fp16
-
-    out = Path(tmp) / f"model_{cfg.variant.replace('-', '_')}.onnx"
-    entry = convert_fp16(ctx.fp32_path, out)
-    entry.update(dtype="fp16", quant_ops={})
-    return entry
+def build_fp16(ctx, cfg, tmp: Path) -> Built:
+    files = convert_fp16(ctx.source_path, Path(tmp) / variant_file(cfg.variant))
+    return Built(onnx_variant(files, "fp16", quant_ops={}))
 
 
 @register(Bf16Config)
-def build_bf16(ctx, cfg, tmp: Path) -> dict:
+def build_bf16(ctx, cfg, tmp: Path) -> Built:
     """bf16 weights + a Cast to fp32 in front of each use. ORT's CPU provider has no bf16 MatMul, so
     the casts are folded at session start and compute stays fp32: this halves the file, not the time."""
     from onnx import TensorProto, helper, numpy_helper
 
-    model = graph.load(ctx.fp32_path)
+    model = graph.load(ctx.source_path)
     casts = []
     for init in model.graph.initializer:
         if init.data_type != TensorProto.FLOAT or len(init.dims) < 2:
@@ -120,8 +132,8 @@ def build_bf16(ctx, cfg, tmp: Path) -> dict:
 
 
 @register(Int8DynamicConfig)
-def build_int8_dynamic(ctx, cfg, tmp: Path) -> dict:
-    model = graph.load(ctx.fp32_path)
+def build_int8_dynamic(ctx, cfg, tmp: Path) -> Built:
+    model = graph.load(ctx.source_path)
     keep = graph.node_names(model, cfg.keep_fp32)
     q = dynamic_quantize(model, cfg.per_channel, cfg.reduce_range, keep)
     return finish(q, tmp, cfg, "int8", activations="uint8 per tensor (dynamic)", kept_fp32=len(keep))

@@ -1,9 +1,10 @@
 """The method registry: one handler per method name; dispatch is a dict lookup, never string tests.
 
-A handler is `build(ctx, cfg, tmp_dir) -> dict` (manifest facts of the new variant, with "file" for ONNX
-variants) registered with `@register(ConfigClass, backend=...)`. Handlers live in `onnx_methods.py`,
-`smooth.py`, `weight_only.py`, `torch_methods.py` and `auto.py`; importing `l2v.quantize.registry`
-does not import them (nor torch/onnxruntime) until a method is looked up.
+A handler is `build(ctx, cfg, tmp_dir) -> Built` (the new `Variant`, its files written into tmp_dir, and
+optionally a ready backend to gate it with), registered with `@register(ConfigClass, kind=...)`.
+Handlers live in `onnx_methods.py`, `smooth.py`, `weight_only.py`, `torch_methods.py` and `auto.py`;
+importing `l2v.quantize.registry` does not import them (nor torch/onnxruntime) until a method is used.
+What a method needs is declared here, so a plan can be checked before any model is loaded.
 """
 from __future__ import annotations
 
@@ -15,6 +16,18 @@ from l2v.errors import InputError
 from l2v.quantize.config import CONFIGS, QuantConfig
 
 HANDLER_MODULES = ("onnx_methods", "smooth", "weight_only", "torch_methods", "auto")
+# what each method needs, known without importing its handler: {method: (kind, calibrates)}
+NEEDS = {"fp16": ("onnx", False), "bf16": ("onnx", False), "int8-dynamic": ("onnx", False),
+         "int8-smooth": ("onnx", True), "w8": ("onnx", True), "w4": ("onnx", True), "auto": ("onnx", True),
+         "bnb-int8": ("bnb", False), "bnb-nf4": ("bnb", False)}
+
+
+@dataclass
+class Built:
+    """What a handler made: the variant (files relative to the handler's tmp dir) and, for variants
+    whose files are not written (bnb), the backend the gate measures."""
+    variant: object
+    backend: object = None
 
 
 @dataclass(frozen=True)
@@ -22,18 +35,31 @@ class Method:
     name: str
     config: type[QuantConfig]
     build: Callable
-    backend: str = "onnx"  # "onnx": a new graph file; "torch": applied to torch/ weights at load
+    kind: str = "onnx"  # the kind of variant it makes (l2v.runtime.backend.REGISTRY)
     calibrates: bool = False
+
+    @property
+    def needs_torch_weights_at_load(self) -> bool:
+        return self.kind == "bnb"
 
 
 REGISTRY: dict[str, Method] = {}
 
 
-def register(config: type[QuantConfig], backend: str = "onnx", calibrates: bool = False):
+def register(config: type[QuantConfig], kind: str = "onnx", calibrates: bool = False):
     def deco(fn):
-        REGISTRY[config.method] = Method(config.method, config, fn, backend, calibrates)
+        if NEEDS.get(config.method, (kind, calibrates)) != (kind, calibrates):
+            raise RuntimeError(f"internal: NEEDS[{config.method!r}] disagrees with its registration")
+        REGISTRY[config.method] = Method(config.method, config, fn, kind, calibrates)
         return fn
     return deco
+
+
+def needs(method: str) -> tuple[str, bool]:
+    """(kind, calibrates) of a method, without importing handlers."""
+    if method not in NEEDS:
+        raise InputError(f"unknown quantization method {method!r}", hint=f"use one of {', '.join(CONFIGS)}")
+    return NEEDS[method]
 
 
 def _load_handlers() -> None:

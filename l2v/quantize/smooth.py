@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from l2v.errors import ValidationError
+from l2v.numerics import smoothquant_scales
 from l2v.quantize import graph
 from l2v.quantize.config import Int8SmoothConfig
 from l2v.quantize.registry import register
@@ -52,8 +53,7 @@ def smooth(model, stats: dict, alpha: float, include_down: bool = True) -> dict:
     folded = {}
     for consumers, amax in foldable_groups(model, stats, include_down):
         wmax = np.max([np.abs(graph.weight_of(model, c)).max(axis=1) for c in consumers], axis=0)
-        s = np.power(np.maximum(amax, 1e-5), alpha) / np.power(np.maximum(wmax, 1e-5), 1.0 - alpha)
-        s = np.clip(s, 1e-4, 1e4).astype(np.float32)
+        s = smoothquant_scales(amax, wmax, alpha)
         where = graph.fold_input_scale(model, consumers, s)
         for c in consumers:
             folded[graph.module_name(c)] = (s, where)
@@ -80,11 +80,12 @@ def by_module(model, outliers: dict) -> dict:
 def check_fold(original, smoothed, ctx, what: str) -> float:
     """The fold must be exact in fp32: min cosine on a few calibration texts, else ValidationError."""
     from l2v.eval.metrics import cosine_rowwise
-    from l2v.quantize.measure import session
+    from l2v.runtime.onnx import session
 
     batches = ctx.batches(ctx.calib_texts[:8], 64, batch=8)
-    a = np.concatenate([session(original).run(None, b)[0] for b in batches])
-    b_ = np.concatenate([session(smoothed).run(None, b)[0] for b in batches])
+    s_orig, s_smooth = session(original, spinning=False), session(smoothed, spinning=False)
+    a = np.concatenate([s_orig.run(None, b.as_dict())[0] for b in batches])
+    b_ = np.concatenate([s_smooth.run(None, b.as_dict())[0] for b in batches])
     cos = float(cosine_rowwise(a, b_).min())
     if cos < 0.9999:
         raise ValidationError(f"{what}: folding the scales changed the fp32 graph (min cosine {cos:.6f})",
@@ -97,11 +98,12 @@ def sensitive_layers(ctx, cfg, folded: dict, outliers: dict | None = None) -> li
     `outliers`: {module: fp32 channels}, as the graph will have them."""
     from l2v.quantize.sensitivity import rank_units
 
-    key = ("sensitivity", _recipe_key(cfg), cfg.calib_texts, cfg.calib_max_length)
+    key = ("sensitivity", _recipe_key(cfg), cfg.kernel, cfg.block_size, cfg.calib_texts, cfg.calib_max_length)
     if key not in ctx.cache:
-        ctx.progress("ranking decoder layers by end-to-end sensitivity")
+        ctx.progress(f"ranking decoder layers by end-to-end sensitivity (kernel {cfg.kernel})")
         batches = ctx.batches(ctx.calib_texts[:SENSITIVITY_TEXTS], SENSITIVITY_TOKENS, batch=SENSITIVITY_TEXTS)
-        ctx.cache[key] = rank_units(ctx.torch_model, batches, {k: v[0] for k, v in folded.items()}, outliers=outliers)
+        ctx.cache[key] = rank_units(ctx.torch_model, batches, {k: v[0] for k, v in folded.items()},
+                                    outliers=outliers, kernel=cfg.kernel, block_size=cfg.block_size)
     return ctx.cache[key]
 
 
@@ -112,17 +114,17 @@ def _recipe_key(cfg) -> tuple:
 def build_smoothed(ctx, cfg: Int8SmoothConfig, keep_units: int | None = None):
     """The smoothed, quantized graph and its facts (shared with `auto`, which varies `keep_units`)."""
     from l2v.quantize.onnx_methods import dynamic_quantize, nbits_quantize
-    from l2v.quantize.sensitivity import unit_patterns_any
+    from l2v.model.arch import arch_of
     from l2v.quantize.w8a8 import per_token_int8
 
     stats = ctx.act_stats(cfg.calib_texts, cfg.calib_max_length)
-    model = graph.load(ctx.fp32_path)
+    model = graph.load(ctx.source_path)
     facts = {"smoothed_matmuls": 0}
     folded = smooth(model, stats, float(cfg.alpha), cfg.smooth_down_proj) if cfg.smoothing else {}
     if folded:
         key = ("fold", float(cfg.alpha), cfg.smooth_down_proj)
         if key not in ctx.cache:
-            ctx.cache[key] = check_fold(graph.load(ctx.fp32_path), model, ctx, "int8-smooth")
+            ctx.cache[key] = check_fold(graph.load(ctx.source_path), model, ctx, "int8-smooth")
         facts.update(smoothed_matmuls=len(folded), fold_min_cosine=round(ctx.cache[key], 7))
     outliers = outlier_channels(model, stats, folded, cfg.outliers)
     if outliers:
@@ -132,7 +134,8 @@ def build_smoothed(ctx, cfg: Int8SmoothConfig, keep_units: int | None = None):
     if k:
         ranked = sensitive_layers(ctx, cfg, folded, by_module(model, outliers))
         kept = [u for u, _ in ranked[:k]]
-        patterns += [p for u in kept for p in unit_patterns_any(u)]
+        arch = arch_of(ctx.torch_model.config)
+        patterns += [p for u in kept for p in arch.unit_patterns(u)]
         facts["kept_layers"] = kept
     keep = graph.node_names(model, patterns)
     if cfg.kernel == "token":
@@ -150,7 +153,7 @@ def build_smoothed(ctx, cfg: Int8SmoothConfig, keep_units: int | None = None):
 
 
 @register(Int8SmoothConfig, calibrates=True)
-def build_int8_smooth(ctx, cfg: Int8SmoothConfig, tmp: Path) -> dict:
+def build_int8_smooth(ctx, cfg: Int8SmoothConfig, tmp: Path):
     from l2v.quantize.onnx_methods import finish
 
     q, facts = build_smoothed(ctx, cfg)

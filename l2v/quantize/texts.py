@@ -40,13 +40,14 @@ def _first_paragraph(doc: str) -> str | None:
     return para
 
 
-def _docstrings(module_name: str) -> list[str]:
+def _docstrings(module_name: str) -> list[str] | None:
+    """The module's prose docstrings; None when this Python build lacks the module (e.g. no tkinter)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # deprecated modules (telnetlib, uu) warn on import
             mod = importlib.import_module(module_name)
-    except Exception:  # a module missing on this build (e.g. no tkinter/turtle): skip it
-        return []
+    except ImportError:
+        return None
     out = []
     objs = [mod]
     for name, obj in sorted(vars(mod).items()):
@@ -63,12 +64,20 @@ def _docstrings(module_name: str) -> list[str]:
     return out
 
 
+MISSING: dict[str, list[str]] = {}  # built-in set -> the modules this Python lacks (recorded in the manifest)
+
+
 def stdlib_texts(modules) -> list[str]:
     seen, out = set(), []
+    missing = MISSING.setdefault(",".join(modules), [])
     for m in modules:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # typing.io & co. warn when their docstrings are read
             docs = _docstrings(m)
+        if docs is None:
+            if m not in missing:
+                missing.append(m)
+            continue
         for t in docs:
             if t not in seen:
                 seen.add(t)
@@ -85,11 +94,26 @@ def default_eval_texts() -> list[str]:
     return [t for t in stdlib_texts(EVAL_MODULES) if t not in calib]
 
 
-def load_texts(path) -> list[str]:
-    """A user file: one text per line, or JSONL objects with a "text" field (via `l2v.eval.corpora`)."""
+def load_texts(path, what: str = "text") -> list[str]:
+    """A user file: one text per line, or JSONL objects with a "text" field (via `l2v.eval.corpora`).
+    A file that is not text (NUL bytes, or mostly control characters) is refused, not read as "texts"."""
     from l2v.eval.corpora import load_file
 
-    return load_file(Path(path)).texts
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise InputError(f"--{what} {str(p)!r} is a directory", hint="pass a file: one text per line or JSONL")
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(1 << 16)
+    except FileNotFoundError as e:
+        raise InputError(f"--{what} file {str(p)!r} does not exist") from e
+    except OSError as e:
+        raise InputError(f"--{what} file {str(p)!r} cannot be read: {e.strerror}") from e
+    controls = sum(b < 32 and b not in (9, 10, 13) for b in head)
+    if b"\0" in head or controls > 0.01 * max(len(head), 1):
+        raise InputError(f"--{what} file {str(p)!r} is not text ({controls} control bytes in its first "
+                         f"{len(head)})", hint="pass UTF-8 text: one text per line, or JSONL with 'text'")
+    return load_file(p).texts
 
 
 def resolve_texts(spec, default, what: str, minimum: int) -> tuple[list[str], dict]:
@@ -97,7 +121,7 @@ def resolve_texts(spec, default, what: str, minimum: int) -> tuple[list[str], di
     if spec is None:
         texts, source = default(), f"builtin:stdlib-docstrings-{what}"
     elif isinstance(spec, (str, Path)):
-        texts, source = load_texts(spec), str(spec)
+        texts, source = load_texts(spec, what), str(spec)
     else:
         texts, source = [str(t) for t in spec], "inline"
     texts = [t for t in texts if t.strip()]
@@ -105,4 +129,8 @@ def resolve_texts(spec, default, what: str, minimum: int) -> tuple[list[str], di
         raise InputError(f"the {what} set has {len(texts)} texts; at least {minimum} are needed",
                          hint=f"pass a larger --{what} file (one text per line or JSONL with 'text')")
     digest = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()[:16]
-    return texts, {"source": source, "texts": len(texts), "sha256_16": digest}
+    record = {"source": source, "texts": len(texts), "sha256_16": digest}
+    if spec is None:
+        modules = CALIB_MODULES if what == "calib" else EVAL_MODULES
+        record["modules_missing_here"] = list(MISSING.get(",".join(modules), []))
+    return texts, record

@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from l2v.numerics import INT8_MAX, absmax_scale, quantize
 from l2v.quantize import graph
 
 
 def quantize_weight(w: np.ndarray, reduce_range: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    qmax = 63.0 if reduce_range else 127.0
-    s = np.maximum(np.abs(w).max(axis=0), 1e-12) / qmax  # per output channel of B [K, N]
-    q = np.clip(np.round(w / s[None, :]), -qmax, qmax).astype(np.int8)
-    return q, s.astype(np.float32)
+    """Symmetric int8 per output channel of B [K, N] (7 bits with `reduce_range`): (q [K, N], scale [N])."""
+    qmax = 63.0 if reduce_range else INT8_MAX
+    s = absmax_scale(w, axis=0, qmax=qmax)  # [1, N]
+    return quantize(w, s, qmax).astype(np.int8), s[0].astype(np.float32)
 
 
 def _outlier_nodes(p: str, x: str, idx: np.ndarray, width: int, add) -> tuple[list, str, str]:

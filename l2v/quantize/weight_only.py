@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from l2v.numerics import fake_quant_blocks
 from l2v.quantize import graph
 from l2v.quantize.config import W4Config, W8Config, WeightOnlyConfig
 from l2v.quantize.registry import register
@@ -13,20 +14,8 @@ AWQ_SAMPLES = 512
 
 
 def fake_quant(w: np.ndarray, bits: int, block: int, symmetric: bool = True) -> np.ndarray:
-    """Quantise-dequantise B [K, N] in blocks of `block` input channels (what MatMulNBits stores)."""
-    k, n = w.shape
-    pad = (-k) % block
-    wp = np.pad(w, ((0, pad), (0, 0))).reshape(-1, block, n)
-    if symmetric:
-        scale = np.maximum(np.abs(wp).max(axis=1, keepdims=True), 1e-12) / (2 ** (bits - 1))
-        q = np.clip(np.round(wp / scale), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
-        out = q * scale
-    else:
-        lo, hi = wp.min(axis=1, keepdims=True), wp.max(axis=1, keepdims=True)
-        scale = np.maximum(hi - lo, 1e-12) / (2 ** bits - 1)
-        zp = np.round(-lo / scale)
-        out = (np.clip(np.round(wp / scale) + zp, 0, 2 ** bits - 1) - zp) * scale
-    return out.reshape(-1, n)[:k]
+    """Quantise-dequantise B [K, N] in blocks of `block` input channels (round to nearest, as MatMulNBits' RTN)."""
+    return fake_quant_blocks(w, block, bits, axis=0, symmetric=symmetric)
 
 
 def awq_scales(x: np.ndarray, mean_abs: np.ndarray, w: np.ndarray, bits: int, block: int, symmetric: bool,
@@ -62,18 +51,18 @@ def apply_awq(model, stats: dict, cfg: WeightOnlyConfig) -> dict:
 
 @register(W8Config, calibrates=True)
 @register(W4Config, calibrates=True)
-def build_weight_only(ctx, cfg: WeightOnlyConfig, tmp: Path) -> dict:
+def build_weight_only(ctx, cfg: WeightOnlyConfig, tmp: Path):
     from l2v.quantize.onnx_methods import finish, nbits_quantize
     from l2v.quantize.smooth import check_fold
 
-    model = graph.load(ctx.fp32_path)
+    model = graph.load(ctx.source_path)
     facts = {}
     if cfg.algorithm == "awq":
         stats = ctx.act_stats(cfg.calib_texts, cfg.calib_max_length, keep_samples=AWQ_SAMPLES)
         alphas = apply_awq(model, stats, cfg)
         facts["awq_scaled_matmuls"] = len(alphas)
         facts["awq_mean_alpha"] = round(float(np.mean(list(alphas.values()))), 3) if alphas else None
-        facts["fold_min_cosine"] = round(check_fold(graph.load(ctx.fp32_path), model, ctx, cfg.method), 7)
+        facts["fold_min_cosine"] = round(check_fold(graph.load(ctx.source_path), model, ctx, cfg.method), 7)
     keep = graph.node_names(model, cfg.keep_fp32)
     eight = [n for n in graph.node_names(model, cfg.keep_8bit) if n not in keep]
     q = nbits_quantize(model, cfg.bits, cfg.block_size, cfg.symmetric, cfg.accuracy_level, keep + eight,

@@ -8,38 +8,50 @@ import numpy as np
 
 from l2v.errors import InputError
 from l2v.eval.metrics import l2_normalize
+from l2v.runtime.backend import Backend, RunOptions, open_backend
+from l2v.text.batch import Batch
 
-
-def _l2(x: np.ndarray) -> np.ndarray:
-    return l2_normalize(x).astype(np.float32)
+BACKEND_NAMES = ("onnx", "torch")
 
 
 class Encoder:
-    def __init__(self, root: Path, manifest: dict, backend, variant: str, preprocessor):
-        self.root, self.manifest, self.backend, self.variant = root, manifest, backend, variant
-        self.preprocessor = preprocessor
-        self.dim = int(manifest["dim"])
+    """An opened artifact variant: `encode(texts)`. Thread-safe."""
+
+    def __init__(self, artifact, backend: Backend, variant: str):
+        self.artifact, self.backend, self.variant = artifact, backend, variant
+        self.preprocessor = artifact.preprocessor()
+        self.dim = int(artifact.manifest.graph.dim)
         self._tok_lock = threading.Lock()  # HF fast tokenizers are not safe under concurrent calls
+
+    @property
+    def root(self) -> Path:
+        return self.artifact.root
+
+    @property
+    def manifest(self):
+        return self.artifact.manifest
 
     def __repr__(self) -> str:
         m = self.manifest
-        return (f"Encoder({str(self.root)!r}, {m['architecture']}, {m['attention']}, pooling={m['pooling']}, "
-                f"dim={self.dim}, variant={self.variant}, backend={type(self.backend).__name__})")
+        return (f"Encoder({str(self.root)!r}, {m.model.architecture}, {m.graph.attention}, pooling={m.graph.pooling}, "
+                f"dim={self.dim}, variant={self.variant}, backend={self.backend.name})")
+
+    def run(self, batch) -> np.ndarray:
+        """One forward pass on a ready-made `Batch` (no tokenisation): for benchmarks and tests."""
+        return np.asarray(self.backend.run(Batch.of(batch)), dtype=np.float32)
 
     def run_arrays(self, input_ids, attention_mask, pooling_mask) -> np.ndarray:
-        """One forward pass on ready-made arrays (no tokenisation): for benchmarks and tests."""
-        arrays = {"input_ids": np.asarray(input_ids, dtype=np.int64),
-                  "attention_mask": np.asarray(attention_mask, dtype=np.int64),
-                  "pooling_mask": np.asarray(pooling_mask, dtype=np.int64)}
-        return np.asarray(self.backend.run(arrays), dtype=np.float32)
+        return self.run(Batch(input_ids, attention_mask, pooling_mask))
 
     def encode(self, texts, batch_size: int = 32, normalize: bool | None = None,
                show_progress_bar: bool = False) -> np.ndarray:
         """Embed `texts` (a str, or a list of str and `(instruction, text)` pairs) the way the artifact was
         built to (its manifest's text spec): sorted by length into batches, returned in input order."""
-        if not isinstance(batch_size, int) or batch_size < 1:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size {batch_size!r} must be a positive integer")
-        in_graph = bool(self.manifest["normalize"])
+        if normalize is not None and not isinstance(normalize, bool):
+            raise InputError(f"normalize {normalize!r} must be True, False or None")
+        in_graph = bool(self.manifest.graph.normalize)
         if normalize is False and in_graph:
             raise InputError("normalize=False, but this artifact normalises inside its graph",
                              hint="re-export without --normalize to get raw vectors")
@@ -54,39 +66,58 @@ class Encoder:
             starts = tqdm(starts, desc="encode", unit="batch")
         for s in starts:
             idx = order[s:s + batch_size]
-            arrays = self.preprocessor.pad([rows[i] for i in idx])
-            result[idx] = self.backend.run(arrays)
-        views = getattr(self.preprocessor, "views", 1)
+            result[idx] = self.run(self.preprocessor.pad([rows[i] for i in idx]))
+        views = self.preprocessor.views
         if views > 1:  # several prompts per text (MetaEOL): their vectors' mean, from the one pass above
             result = result.reshape(-1, views, self.dim).mean(1)
             if in_graph:
-                result = _l2(result)
-        return _l2(result) if normalize and not in_graph else result
+                result = l2_normalize(result).astype(np.float32)
+        return l2_normalize(result).astype(np.float32) if normalize and not in_graph else result
+
+    def close(self) -> None:
+        self.backend.close()
 
 
-def load(path, backend: str = "onnx", device: str = "cpu", variant: str | None = None,
-         providers=None, threads: int | None = None, engine: str | None = None) -> Encoder:
-    """backend "onnx" (variant: fp32, fp16, quantized ones) or "torch" (engine "padded", or "packed":
-    the padding-free engine, the default on device="cuda")."""
-    from transformers import AutoTokenizer
+def choose_variant(manifest, backend: str | None, variant: str | None) -> str:
+    """The variant to load: `variant` if given (its kind must run on `backend`, when one is named), else
+    the default variant, or for backend='torch' the torch weights."""
+    from l2v.runtime.backend import backend_class
 
-    from l2v.export.artifact import read_manifest
-    from l2v.runtime.backends import make_backend
-    from l2v.text import Preprocessor, TextSpec
+    if backend is not None and backend not in BACKEND_NAMES:
+        raise InputError(f"backend {backend!r} is not supported", hint=f"use one of {', '.join(BACKEND_NAMES)}")
+    if variant is not None:
+        v = manifest.variant(variant)
+        runs_on = backend_class(v.kind).name
+        if backend is not None and runs_on != backend:
+            raise InputError(f"variant {variant!r} (kind {v.kind}) runs on the {runs_on} backend, not {backend}",
+                             hint=f"load it with backend={runs_on!r} or leave backend out")
+        return variant
+    if backend in (None, backend_class(manifest.variant().kind).name):
+        return manifest.default_variant
+    names = [n for n, v in manifest.variants.items() if backend_class(v.kind).name == backend and v.kind == backend]
+    if not names:
+        from l2v.errors import ArtifactError
 
-    root = Path(path).expanduser().resolve()
-    manifest = read_manifest(root)
-    if variant in (manifest.get("torch_variants") or {}):
-        if backend != "torch":
-            raise InputError(f"variant {variant!r} is a PyTorch (bitsandbytes) variant",
-                             hint="load it with backend='torch'")
-        from l2v.quantize.torch_methods import load_torch_variant
+        raise ArtifactError(f"this artifact has no variant for the {backend} backend",
+                            hint="re-export without --no-torch-weights" if backend == "torch" else
+                            f"available variants: {', '.join(manifest.variants)}")
+    return names[0]
 
-        return load_torch_variant(root, variant, device)
-    tokenizer = AutoTokenizer.from_pretrained(str(root), local_files_only=True)
-    tok = manifest["tokenizer"]
-    tokenizer.pad_token = tok["pad_token"]
-    spec = TextSpec.from_dict(manifest["text"])
-    tokenizer.padding_side = spec.padding_side
-    impl, name = make_backend(root, manifest, backend, device, variant, providers, threads, engine)
-    return Encoder(root, manifest, impl, name, Preprocessor(tokenizer, spec))
+
+def load(path, backend: str | None = None, *, variant: str | None = None, device: str = "cpu",
+         engine: str | None = None, threads: int | None = None, providers=None, verify: bool = False) -> Encoder:
+    """Open an artifact and one of its variants.
+
+    backend: "onnx" (ONNX Runtime) or "torch" (PyTorch); None: whatever runs `variant`.
+    variant: a name from the manifest (fp32, fp16, int8-smooth, w4, bnb-int8, torch, ...); None: the
+        artifact's default (with backend="torch": the merged PyTorch weights).
+    device: "cpu" or "cuda". engine: the torch backend's "padded" or "packed" (default packed on CUDA).
+    threads: intra-op threads. providers: ONNX Runtime execution providers, overriding `device`.
+    verify: check every file's sha256 before loading (sizes are always checked).
+    """
+    from l2v.artifact import open_artifact
+
+    options = RunOptions(device, threads, tuple(providers) if providers is not None else None, engine)
+    art = open_artifact(path, verify=verify)
+    name = choose_variant(art.manifest, backend, variant)
+    return Encoder(art, open_backend(art, name, options), name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from l2v.errors import InputError
+from l2v.text.batch import Batch
 from l2v.text.spec import TextSpec
 
 SEP = "!@#$%^&*()"  # llm2vec 0.2.3's instruction/document separator (llm2vec.py L186, L301-303)
@@ -211,10 +212,10 @@ class Preprocessor:
             out += [row(i, instr, text, t) for t in self.spec.templates]
         return out
 
-    def batch(self, items) -> dict[str, np.ndarray]:
+    def batch(self, items) -> Batch:
         return self.pad(self.rows(items))
 
-    def pad(self, rows: list[tuple[list[int], list[int]]]) -> dict[str, np.ndarray]:
+    def pad(self, rows: list[tuple[list[int], list[int]]]) -> Batch:
         width = max(len(ids) for ids, _ in rows)
         n = len(rows)
         input_ids = np.full((n, width), self.tokenizer.pad_token_id, dtype=np.int64)
@@ -225,4 +226,4 @@ class Preprocessor:
             input_ids[i, sl] = ids
             attention[i, sl] = 1
             pooling[i, sl] = pooled
-        return {"input_ids": input_ids, "attention_mask": attention, "pooling_mask": pooling}
+        return Batch(input_ids, attention, pooling)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from l2v.errors import InputError
 from l2v.text.spec import MODES, TextSpec, check_template
@@ -158,19 +157,17 @@ def reference_eos_text(model_type: str, chat: str, names: list[str]) -> str:
         return ""
     if any(n and _matches(n, "meta-llama/Meta-Llama-3-8B") for n in names):
         return "<|end_of_text|>"
-    return {"llama": " </s>", "mistral": " </s>", "gemma": "<eos>", "qwen2": "<|endoftext|>"}.get(model_type, "")
+    from l2v.model.arch import ARCHS
+
+    return ARCHS[model_type].eos_text if model_type in ARCHS else ""
 
 
 def adapter_base_names(adapters) -> list[str]:
-    import json
+    """The `base_model_name_or_path` of each adapter (for `--chat-template auto`); an unreadable adapter
+    config is an `AdapterError` (never skipped: it would silently change the chat template)."""
+    from l2v.model.adapters import read_config
 
-    names = []
-    for a in adapters or []:
-        try:
-            names.append(json.loads((Path(a) / "adapter_config.json").read_text()).get("base_model_name_or_path"))
-        except (OSError, ValueError):
-            continue
-    return [n for n in names if n]
+    return [n for a in adapters or [] if (n := read_config(a).get("base_model_name_or_path"))]
 
 
 def build_text_spec(preset: str | None, pooling: str, max_length: int, template: str | None = None,

@@ -7,7 +7,7 @@ import pytest
 import l2v
 from helpers_adapters import llm2vec_adapters
 from l2v.errors import ArtifactError, ValidationError
-from l2v.export.artifact import read_manifest
+from l2v.artifact import read_manifest
 from tiny import save_model_dir
 
 
@@ -23,16 +23,23 @@ def setup(tmp_path_factory):
 def test_manifest_records_what_a_user_needs(setup):
     root, base, mntp, simcse, out = setup
     m = read_manifest(out)
-    assert m["architecture"] == "llama" and m["attention"] == "bidirectional" and m["pooling"] == "mean"
-    assert [a["sha256"] for a in m["adapters"]] and len(m["adapters"]) == 2
-    assert m["tokenizer"]["pad_token"] == "</s>" and m["tokenizer"]["pad_token_source"] == "eos"
-    assert m["export"]["output"] == "sentence_embedding" and m["export"]["opset"] >= 18
-    assert set(m["variants"]) == {"fp32", "fp16"}
-    v32, v16 = m["variants"]["fp32"]["validation"], m["variants"]["fp16"]["validation"]
+    assert m.model.architecture == "llama" and m.graph.attention == "bidirectional" and m.graph.pooling == "mean"
+    assert [a.sha256 for a in m.adapters] and len(m.adapters) == 2
+    assert m.tokenizer.pad_token == "</s>" and m.tokenizer.pad_token_source == "eos"
+    assert m.graph.output == "sentence_embedding" and m.graph.opset >= 18
+    assert set(m.variants) == {"fp32", "fp16", "torch"}
+    assert {n: v.kind for n, v in m.variants.items()} == {"fp32": "onnx", "fp16": "onnx", "torch": "torch"}
+    v32, v16 = m.variants["fp32"].validation, m.variants["fp16"].validation
     assert v32["min_cosine"] >= 0.99999 and v16["min_cosine"] >= 0.999
     assert v32["alone_vs_batched_max_abs_diff"] <= 1e-5
-    assert all(m["versions"][k] for k in ("torch", "transformers", "onnx", "onnxruntime", "l2v-export"))
-    assert isinstance(m["source"]["sha256"], dict) and m["source"]["sha256"]
+    assert all(m.versions[k] for k in ("torch", "transformers", "onnx", "onnxruntime", "l2v-export"))
+    assert isinstance(m.source["sha256"], dict) and m.source["sha256"]
+    # every file of every variant, and every shared file, is recorded with its size and sha256
+    recorded = {r.path for v in m.variants.values() for r in v.files} | {r.path for r in m.files}
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} - {"l2v.json"}
+    assert recorded == on_disk
+    assert all(r.size and len(r.sha256) == 64 for v in m.variants.values() for r in v.files)
+    assert {"tokenizer.json", "tokenizer_config.json"} <= {r.path for r in m.files}
 
 
 def test_onnx_graph_has_dynamic_axes_and_named_io(setup):

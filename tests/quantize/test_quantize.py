@@ -49,25 +49,25 @@ def test_method_builds_a_valid_variant(spec, artifact, texts):
     entries = quantize_artifact(artifact, [cfg], calib=texts[0], eval=texts[1], speed=False)
     entry = entries[cfg.variant]
     manifest = json.loads((artifact / "l2v.json").read_text())
-    assert config_from_dict(entry["quant"]) == cfg
-    gate = entry["gate"]
+    assert config_from_dict(entry.quant) == cfg
+    gate = entry.gate
     assert gate["eval_texts"] == 24 and 0.0 <= gate["recall@10"] <= 1.0
-    if entry["backend"] == "torch":
-        from l2v.quantize import load_torch_variant
-
-        assert cfg.variant in manifest["torch_variants"]
-        assert load_torch_variant(artifact, cfg.variant).encode(["a short text"]).shape == (1, 64)
+    assert manifest["variants"][cfg.variant]["kind"] == entry.kind
+    if entry.kind == "bnb":
+        assert manifest["variants"][cfg.variant]["base"] == "torch" and not entry.files
+        assert l2v.load(artifact, variant=cfg.variant).encode(["a short text"]).shape == (1, 64)
         return
-    assert cfg.variant in manifest["variants"]
-    model = onnx.load(str(artifact / entry["file"]))
+    assert entry.kind == "onnx" and all(r.size and r.sha256 for r in entry.files)
+    facts = entry.facts
+    model = onnx.load(str(artifact / entry.main.path))
     onnx.checker.check_model(model)
     op, count = TABLE[spec]
     if op == "chosen":
-        assert set(entry["search"]) == {"token", "nbits"} and entry["chosen_kernel"] in entry["search"]
-        op = {"token": "MatMulInteger", "nbits": "MatMulNBits"}[entry["chosen_kernel"]]
+        assert set(facts["search"]) == {"token", "nbits"} and facts["chosen_kernel"] in facts["search"]
+        op = {"token": "MatMulInteger", "nbits": "MatMulNBits"}[facts["chosen_kernel"]]
     ops = [n.op_type for n in model.graph.node]
     if count is not None:  # projections kept in fp32 (int8-smooth's most sensitive units) are not quantized
-        assert ops.count(op) == count - entry.get("kept_fp32", 0)
+        assert ops.count(op) == count - facts.get("kept_fp32", 0)
     assert op in ops
     assert [i.name for i in model.graph.input] == ["input_ids", "attention_mask", "pooling_mask"]
     assert [o.name for o in model.graph.output] == ["sentence_embedding"]
@@ -86,13 +86,13 @@ def test_w4_keep_8bit_mixes_bit_widths(artifact, texts):
     modules = {n.name: mod for n, mod in graph.linear_matmuls(graph.load(artifact / "model.onnx"))}
     entry = quantize_artifact(artifact, ["w4:name=w4-mix,keep_8bit=self_attn+layers.1.mlp.down_proj"],
                               calib=texts[0], eval=texts[1], speed=False)["w4-mix"]
-    model = onnx.load(str(artifact / entry["file"]))
+    model = onnx.load(str(artifact / entry.main.path))
     bits = {modules[n.name.rsplit("_Q", 1)[0]]: next(a.i for a in n.attribute if a.name == "bits")
             for n in model.graph.node if n.op_type == "MatMulNBits"}
     eight = sorted(n for n, b in bits.items() if b == 8)
-    assert len(bits) == 14 and len(eight) == entry["kept_8bit"] == 9  # 2 layers x q/k/v/o + one down_proj
+    assert len(bits) == 14 and len(eight) == entry.facts["kept_8bit"] == 9  # 2 layers x q/k/v/o + one down_proj
     assert all("self_attn" in n or n.endswith("layers.1.mlp.down_proj") for n in eight), eight
-    assert entry["gate"]["mean_cosine"] > 0.9
+    assert entry.gate["mean_cosine"] > 0.9
 
 
 def test_config_json_round_trip():
@@ -120,7 +120,7 @@ def test_config_from_dict_refuses_other_versions():
 
 
 def test_gate_refuses_and_leaves_nothing(artifact, texts):
-    from l2v.quantize.cli import main
+    from l2v.cli.quantize import main
 
     before = sorted(p.name for p in artifact.iterdir())
     manifest = (artifact / "l2v.json").read_text()
@@ -154,7 +154,7 @@ def test_bnb_without_bitsandbytes_names_the_install(monkeypatch):
     import sys
 
     from l2v.errors import OptionalDependencyError
-    from l2v.quantize.torch_methods import import_bnb
+    from l2v.runtime.bnb import import_bnb
 
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)
     with pytest.raises(OptionalDependencyError, match=r"pip install 'l2v-export\[bnb\]'"):
@@ -167,11 +167,11 @@ def test_bnb_variants_on_cuda(artifact, texts):
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
-    from l2v.quantize import load_torch_variant
+    import l2v
 
     quantize_artifact(artifact, ["bnb-int8", "bnb-nf4"], calib=texts[0], eval=texts[1], speed=False)
     for v in ("bnb-int8", "bnb-nf4"):
-        assert load_torch_variant(artifact, v, device="cuda").encode(["hello there"]).shape == (1, 64)
+        assert l2v.load(artifact, variant=v, device="cuda").encode(["hello there"]).shape == (1, 64)
 
 
 def test_export_cli_gate_refusal_leaves_no_artifact(tiny_artifact, tmp_path, texts):
@@ -199,3 +199,16 @@ def test_auto_choice_between_kernels(monkeypatch, tmp_path):
     assert auto._choose(None, tried, 0.95)[:2] == ("nbits", 0)
     assert auto._choose(None, tried, 0.96) == ("token", 8, {})  # only one passes: no timing needed
     assert auto._choose(None, tried, 0.99) == ("token", 8, {})  # none passes: the most faithful
+
+
+def test_export_quantizes_from_the_model_in_memory(tiny_artifact, tmp_path, texts):
+    """Calibration uses the model export already holds: no torch/ weights needed on disk."""
+    import l2v
+    from l2v.artifact import read_manifest
+
+    out = l2v.export_model(str(tiny_artifact.parent / "hf"), tmp_path / "a", torch_weights=False,
+                           quant=["int8-smooth:keep_sensitive=1"], calib=texts[0], eval=texts[1], progress=False)
+    m = read_manifest(out)
+    assert "torch" not in m.variants and m.variants["int8-smooth"].kind == "onnx"
+    assert m.variants["int8-smooth"].gate["reference"] == "fp32"
+    assert l2v.load(out, variant="int8-smooth").encode(["a text"]).shape == (1, 64)

@@ -28,7 +28,7 @@ def test_empty_string_is_a_defined_vector(enc):
 
 
 def test_long_text_is_truncated_to_max_length(enc):
-    assert enc.manifest["max_length"] == 16
+    assert enc.manifest.max_length == 16
     words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho".split()
     long_text = " ".join(words * 4)
     rows = enc.preprocessor.rows([long_text])
@@ -106,14 +106,15 @@ def test_packed_engine_backend_matches_padded(enc):
 
 
 def test_torch_only_variant_needs_torch_backend(enc, tmp_path):
-    """A bitsandbytes variant lives under `torch_variants`: asking ONNX Runtime for it says what to do."""
+    """A bitsandbytes variant (kind bnb) runs on the torch backend: asking ONNX Runtime for it says what to do."""
     import json
     import shutil
 
     art = tmp_path / "art"
     shutil.copytree(enc.root, art)
     manifest = json.loads((art / "l2v.json").read_text())
-    manifest["torch_variants"] = {"bnb-int8": {"backend": "torch", "quant": {"method": "bnb-int8"}}}
+    manifest["variants"]["bnb-int8"] = {"kind": "bnb", "dtype": "int8", "base": "torch",
+                                        "quant": {"method": "bnb-int8", "version": 1, "name": None, "threshold": 6.0}}
     (art / "l2v.json").write_text(json.dumps(manifest))
     with pytest.raises(InputError, match="load it with backend='torch'"):
-        l2v.load(art, variant="bnb-int8")
+        l2v.load(art, backend="onnx", variant="bnb-int8")

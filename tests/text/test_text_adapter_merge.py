@@ -70,7 +70,7 @@ def test_unmerged_export_equals_merged_to_rounding(exports):
 
     root, base, mntp, sup, merged, unmerged = exports
     for art in (merged, unmerged):
-        assert l2v.load(art).manifest["variants"]["fp32"]["validation"]["min_cosine"] >= 0.99999
+        assert l2v.load(art).manifest.variants["fp32"].validation["min_cosine"] >= 0.99999
     ref = l2v.load(merged).encode(TEXTS)
     torch_unmerged = l2v.load(unmerged, backend="torch")
     assert any("lora_A" in n for n, _ in torch_unmerged.backend.model.named_parameters())  # applied at load
@@ -84,7 +84,7 @@ def test_unmerged_export_equals_merged_to_rounding(exports):
     enc = l2v.load(merged)
     with torch.no_grad():
         b = {k: torch.from_numpy(v) for k, v in enc.preprocessor.batch(TEXTS).items()}
-        without = EmbeddingModel(half, enc.manifest["pooling"])(**b).numpy()
+        without = EmbeddingModel(half, enc.manifest.graph.pooling)(**b).numpy()
     assert _cos(without, ref).max() < 0.999
 
 
@@ -103,9 +103,11 @@ def test_manifest_and_torch_dir_record_the_unmerged_adapter(exports):
 
     root, base, mntp, sup, merged, unmerged = exports
     m, u = l2v.load(merged).manifest, l2v.load(unmerged).manifest
-    assert [a["applied"] for a in m["adapters"]] == ["merged", "merged"] and m["adapters_merged"] is True
-    assert [a["applied"] for a in u["adapters"]] == ["merged", "unmerged"] and u["adapters_merged"] is False
-    assert not m["torch"]["adapter"] and u["torch"]["adapter"] == "adapter"
+    assert [a.applied for a in m.adapters] == ["merged", "merged"] and m.adapters_merged is True
+    assert [a.applied for a in u.adapters] == ["merged", "unmerged"] and u.adapters_merged is False
+    assert "adapter_dir" not in m.variants["torch"].facts and u.variants["torch"].facts["adapter_dir"] == "torch/adapter"
+    assert {"torch/adapter/adapter_config.json", "torch/adapter/adapter_model.safetensors"} <= {
+        r.path for r in u.variants["torch"].files}
     kept = unmerged / "torch" / "adapter"
     assert (kept / "adapter_model.safetensors").read_bytes() == (sup / "adapter_model.safetensors").read_bytes()
     assert json.loads((kept / "adapter_config.json").read_text())["peft_type"] == "LORA"

@@ -5,9 +5,9 @@ import pytest
 
 import l2v
 from l2v.cli.export import main
-from l2v.export.artifact import read_manifest
+from l2v.artifact import read_manifest
 from l2v.model.encoder import EmbeddingModel
-from l2v.text import Preprocessor, TextSpec
+from l2v.text import Preprocessor
 from text_helpers import embed
 from tiny import make_backbone, save_model_dir
 
@@ -23,8 +23,8 @@ def test_cli_preset_export_embeds_like_torch(tmp_path, argv, preset, pooling, ca
     out = tmp_path / "art"
     assert main([str(base), "--out", str(out), "--quiet", *argv]) == 0
     m = read_manifest(out)
-    assert (m["preset"], m["pooling"], m["attention"]) == (preset, pooling, "causal" if causal else "bidirectional")
-    spec = TextSpec.from_dict(m["text"])
+    assert (m.preset, m.graph.pooling, m.graph.attention) == (preset, pooling, "causal" if causal else "bidirectional")
+    spec = m.text_spec()
     assert spec.views == (8 if preset == "metaeol" else 1)
     enc = l2v.load(out)
     items = ["The quick brown fox.", "Embedding models map text to vectors; similar texts get nearby vectors."]

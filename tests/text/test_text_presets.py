@@ -114,24 +114,29 @@ def test_metaeol_has_the_papers_four_meta_tasks():
 
 
 def _fake_artifact(root, tok, backbone, preset, pooling, causal):
-    """Manifest + tokenizer + torch weights: what `l2v.load(dir, backend='torch')` reads (no ONNX)."""
-    from l2v.export.pipeline import _save_torch_weights
+    """Manifest + tokenizer + torch weights, through the one writer: what `l2v.load(dir, backend='torch')`
+    reads (no ONNX graph)."""
+    from l2v.artifact import ArtifactWriter, Graph, Manifest, ModelInfo, TokenizerInfo
+    from l2v.export.write import write_torch
 
     spec = build_text_spec(preset, pooling, 512)
-    tok.save_pretrained(str(root))
-    _save_torch_weights(backbone, root / "torch")
-    manifest = {"schema_version": 1, "architecture": "llama", "attention": "causal" if causal else "bidirectional",
-                "pooling": pooling, "preset": preset, "normalize": False, "dim": backbone.config.hidden_size,
-                "tokenizer": {"pad_token": tok.pad_token}, "text": spec.to_dict(), "variants": {},
-                "torch": {"dir": "torch", "dtype": "fp32"}}
-    (root / "l2v.json").write_text(json.dumps(manifest))
+    hidden = backbone.config.hidden_size
+    with ArtifactWriter(root, overwrite=True) as w:
+        tok.save_pretrained(str(w.tmp))
+        w.write_manifest(Manifest(
+            source={"name": "tiny"}, model=ModelInfo("llama", hidden, backbone.config.num_hidden_layers),
+            graph=Graph("causal" if causal else "bidirectional", pooling, False, hidden),
+            tokenizer=TokenizerInfo(tok.pad_token, tok.pad_token_id, spec.padding_side), preset=preset,
+            text={k: v for k, v in spec.to_dict().items() if k != "pooling"},
+            variants={"torch": write_torch(backbone, w.tmp)}, default_variant="torch"))
+        w.commit()
     return spec
 
 
 @pytest.mark.parametrize("preset,pooling,causal", [("metaeol", "last_token", True), ("llm2vec", "mean", False)])
 def test_artifact_embeds_the_way_it_was_built(tmp_path, tok, backbone, preset, pooling, causal):
-    spec = _fake_artifact(tmp_path, tok, backbone, preset, pooling, causal)
-    enc = l2v.load(tmp_path, backend="torch")
+    spec = _fake_artifact(tmp_path / "art", tok, backbone, preset, pooling, causal)
+    enc = l2v.load(tmp_path / "art", backend="torch")
     assert enc.preprocessor.spec == spec
     items = SENTS + ([("Retrieve news", s) for s in SENTS] if preset == "llm2vec" else [])
     got = enc.encode(items, batch_size=3)

@@ -1,4 +1,4 @@
-"""Flags shared by `l2v-export --quant ...` and `python -m l2v.quantize DIR --quant ...`."""
+"""`l2v-quantize DIR --quant ...` (also `python -m l2v.quantize`), and the flags it shares with `l2v-export`."""
 from __future__ import annotations
 
 import argparse
@@ -21,7 +21,7 @@ def add_quant_flags(p: argparse.ArgumentParser) -> None:
 def main(argv=None) -> int:
     from l2v.cli.common import run_main
 
-    p = argparse.ArgumentParser(prog="python -m l2v.quantize",
+    p = argparse.ArgumentParser(prog="l2v-quantize",
                                 description="Add quantized variants to an existing l2v artifact.")
     p.add_argument("artifact", help="artifact directory (made by l2v-export)")
     add_quant_flags(p)
@@ -43,7 +43,7 @@ def main(argv=None) -> int:
                                     min_recall=args.min_recall, overwrite=args.overwrite,
                                     speed=not args.no_speed, progress=not args.quiet)
         for name, e in entries.items():
-            print(json.dumps({"variant": name, **{k: e["gate"][k] for k in
+            print(json.dumps({"variant": name, **{k: e.gate[k] for k in
                                                   ("mean_cosine", "min_cosine", "recall@1", "recall@10")}}))
 
     return run_main(job, args.debug)

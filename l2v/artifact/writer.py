@@ -1,0 +1,234 @@
+"""The one writer of artifacts: work in an owned temporary directory, record every file, then move into
+place atomically. Two transactions, one discipline:
+
+- `ArtifactWriter(out)`: a new artifact in `.NAME.tmp-l2v` beside `out`, committed by `os.replace`.
+- `VariantWriter(artifact)`: new variants added to an existing artifact (quantization and other
+  producers) in `.NAME.variants-l2v` beside it (never inside: an interrupted run must not leave
+  anything that would ship with the artifact); on commit the files move in and `l2v.json` is replaced.
+
+The temporary directory is created exclusively and records its owner (pid, start time, host), so it is
+also the lock: a second writer to the same output gets a clear error, and a dead owner's leftovers
+(kill -9, OOM) are swept, and reported, by the next run. Nothing that looks like an artifact is ever
+left half-written.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from l2v.artifact import files
+from l2v.artifact.artifact import Artifact, is_artifact
+from l2v.artifact.manifest import MANIFEST, VARIANT_NAME, FileRecord, Manifest, Variant, check
+from l2v.errors import ArtifactError, InputError
+from l2v.fileio import atomic_write_text, claim_dir, owner_of, sweep
+
+TMP_SUFFIX = ".tmp-l2v"
+VARIANTS_SUFFIX = ".variants-l2v"
+OLD_VARIANT_TMP = ".quant-*"  # what l2v wrote inside artifacts before this writer existed
+
+
+def variants_tmp(root: Path) -> Path:
+    """The work directory (and lock) of a `VariantWriter` on the artifact at `root`: a sibling."""
+    return root.parent / f".{root.name}{VARIANTS_SUFFIX}"
+
+
+def _say(msg: str) -> None:
+    print(f"l2v: {msg}", file=sys.stderr)
+
+
+def _swept(paths) -> None:
+    for p, size in paths:
+        _say(f"removed {str(p)!r} ({size / 1e6:.1f} MB), left behind by an interrupted run whose process is gone")
+
+
+def check_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse an existing non-empty --out unless --overwrite; never replace a file or a foreign directory."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ArtifactError(f"--out {str(out)!r} exists and is a file", hint="choose a directory path")
+    if out.is_dir() and any(out.iterdir()):
+        what = "an l2v artifact" if is_artifact(out) else "a non-empty directory that is not an l2v artifact"
+        if not overwrite:
+            raise ArtifactError(f"--out {str(out)!r} already exists and is {what}",
+                                hint="pass --overwrite to replace it, or choose another --out")
+        if not is_artifact(out):
+            raise ArtifactError(f"--out {str(out)!r} is {what}; refusing to replace it even with --overwrite",
+                                hint="choose another --out or empty the directory yourself")
+
+
+def check_variant_name(name: str, taken=()) -> str:
+    """Variant names are file-name safe; two names that differ only in case would collide on some disks."""
+    if not isinstance(name, str) or not VARIANT_NAME.match(name):
+        raise InputError(f"variant name {name!r} is invalid",
+                         hint="use letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)")
+    clash = [t for t in taken if t.lower() == name.lower() and t != name]
+    if clash:
+        raise InputError(f"variant name {name!r} differs from the existing {clash[0]!r} only in case",
+                         hint="choose another name")
+    return name
+
+
+def variant_file(name: str, suffix: str = ".onnx", stem: str = "model") -> str:
+    """The file name of a variant: unique by construction, since variant names are unique and file-safe."""
+    return f"{stem}_{check_variant_name(name)}{suffix}"
+
+
+def _claim(tmp: Path, what: str) -> None:
+    if claim_dir(tmp):
+        return
+    owner = owner_of(tmp) or {}
+    raise ArtifactError(f"another l2v process (pid {owner.get('pid', '?')}, started {owner.get('created', '?')}) "
+                        f"is writing {what}", hint="wait for it to finish, or choose another --out")
+
+
+def fill_records(root: Path, records: list[FileRecord]) -> None:
+    for rec in records:
+        if rec.size is None or rec.sha256 is None:
+            new = files.record(root, rec.path)
+            rec.size, rec.sha256 = new.size, new.sha256
+
+
+def _write_manifest(root: Path, manifest: Manifest) -> None:
+    check(manifest, str(root / MANIFEST))
+    atomic_write_text(root / MANIFEST, json.dumps(manifest.to_json(), indent=2) + "\n")
+
+
+class ArtifactWriter:
+    """`with ArtifactWriter(out, overwrite) as w: ...write into w.tmp...; w.write_manifest(m); w.commit()`."""
+
+    def __init__(self, out, overwrite: bool = False):
+        self.out = Path(out).expanduser().resolve()
+        self.overwrite = overwrite
+        self.tmp = self.out.parent / f".{self.out.name}{TMP_SUFFIX}"
+        self.claimed = self.committed = False
+
+    def __enter__(self) -> "ArtifactWriter":
+        check_out_dir(self.out, self.overwrite)
+        try:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ArtifactError(f"cannot create the parent of --out {str(self.out)!r}: {e.strerror}") from e
+        name = self.out.name
+        _swept(sweep(self.out.parent, f".{name}.tmp-*") + sweep(self.out.parent, f".{name}.old-*")
+               + sweep(self.out.parent, f"..{name}{TMP_SUFFIX}{VARIANTS_SUFFIX}"))
+        _claim(self.tmp, repr(str(self.out)))
+        self.claimed = True
+        return self
+
+    def write_manifest(self, manifest: Manifest) -> Manifest:
+        """Record every variant file, and every other file as shared, then write `l2v.json` into the temp dir."""
+        owned = {r.path for v in manifest.variants.values() for r in v.files}
+        shared = sorted(p.relative_to(self.tmp).as_posix() for p in self.tmp.rglob("*")
+                        if p.is_file() and p.name not in (MANIFEST, ".l2v-owner.json"))
+        manifest.files = [FileRecord(p) for p in shared if p not in owned]
+        for v in manifest.variants.values():
+            fill_records(self.tmp, v.files)
+        fill_records(self.tmp, manifest.files)
+        _write_manifest(self.tmp, manifest)
+        return manifest
+
+    def commit(self) -> Path:
+        """Atomically replace `out` with the finished temporary directory."""
+        if not (self.tmp / MANIFEST).is_file():
+            raise ArtifactError("internal: refusing to commit an artifact without a manifest")
+        busy = owner_of(variants_tmp(self.out))
+        if busy:
+            raise ArtifactError(f"l2v (pid {busy.get('pid')}) is adding variants to {str(self.out)!r}",
+                                hint="wait for it to finish before replacing the artifact")
+        (self.tmp / ".l2v-owner.json").unlink()
+        backup = None
+        if self.out.exists():
+            backup = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
+            os.replace(self.out, backup)
+        os.replace(self.tmp, self.out)
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+        self.committed = True
+        return self.out
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.claimed and not self.committed:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class VariantWriter:
+    """Add variants to an existing artifact: `with VariantWriter(art) as w: ...files into w.tmp...;
+    w.add(name, variant); w.commit(replace=[...])`. Variant file paths given to `add` are relative to
+    `w.tmp` and land at the artifact's root."""
+
+    def __init__(self, artifact: Artifact):
+        self.artifact = artifact
+        self.root = artifact.root
+        self.tmp = variants_tmp(self.root)
+        self.added: dict[str, Variant] = {}
+        self.claimed = False
+
+    def __enter__(self) -> "VariantWriter":
+        import os
+
+        if not os.access(self.root, os.W_OK) or not os.access(self.root.parent, os.W_OK):
+            raise ArtifactError(f"cannot add variants to {str(self.root)!r}: it (or its parent) is read-only",
+                                hint="copy the artifact somewhere writable first")
+        _swept(sweep(self.root.parent, self.tmp.name) + sweep(self.root, OLD_VARIANT_TMP))
+        _claim(self.tmp, f"variants into {str(self.root)!r}")
+        self.claimed = True
+        return self
+
+    def add(self, name: str, variant: Variant) -> None:
+        check_variant_name(name, list(self.artifact.manifest.variants) + list(self.added))
+        if name in self.added:
+            raise InputError(f"variant {name!r} is added twice")
+        for rec in variant.files:
+            files.resolve(self.tmp, rec.path)
+            if not (self.tmp / rec.path).is_file() and variant.kind != "bnb":
+                raise ArtifactError(f"internal: variant {name!r} lists {rec.path!r}, which was not written")
+        self.added[name] = variant
+
+    def commit(self, replace=()) -> Manifest:
+        """Move the new files in (replacing the variants named in `replace`) and write the manifest."""
+        manifest = self.artifact.manifest
+        for name in replace:
+            old = manifest.variants.pop(name, None)
+            keep = {r.path for v in manifest.variants.values() for r in v.files} | {r.path for r in manifest.files}
+            for rec in (old.files if old else []):
+                p = self.root / rec.path
+                if rec.path not in keep and p.is_file():
+                    p.unlink()
+        taken = {r.path for v in manifest.variants.values() for r in v.files} | {r.path for r in manifest.files}
+        for name, v in self.added.items():
+            for rec in v.files:
+                if rec.path in taken or (self.root / rec.path).exists():
+                    raise ArtifactError(f"variant {name!r} would overwrite the artifact's file {rec.path!r}",
+                                        hint="choose another variant name")
+        for name, v in self.added.items():
+            fill_records(self.tmp, v.files)
+            for rec in v.files:
+                dst = self.root / rec.path
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self.tmp / rec.path, dst)
+            manifest.variants[name] = v
+        for v in manifest.variants.values():  # schema 1 artifacts: record what was never recorded
+            fill_records(self.root, v.files)
+        fill_records(self.root, manifest.files)
+        _write_manifest(self.root, manifest)
+        return manifest
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.claimed:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def versions() -> dict:
+    """The versions of what made the artifact, for its manifest."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("torch", "transformers", "peft", "onnx", "onnxscript", "onnxruntime", "l2v-export"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out

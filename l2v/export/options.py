@@ -1,0 +1,109 @@
+"""Export options, checked before any model is loaded (a typo fails in well under 2 s, naming the value)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+
+from l2v.errors import InputError
+
+DTYPE_CHOICES = ("fp32", "fp16")
+
+
+@dataclass
+class ExportOptions:
+    adapters: list[str] = field(default_factory=list)
+    unmerged_last: bool = False  # apply the last adapter as a LoRA side branch instead of merging it
+    pooling: str | None = None  # None: the preset's (l2v.text.presets)
+    dtype: str = "fp32"
+    max_length: int | None = None  # None: 512, or the model's context if shorter
+    normalize: bool = False
+    dim: int | None = None
+    causal: bool | None = None  # None: the preset's
+    preset: str | None = None  # llm2vec (default), e5, prompteol, pcot, ke, metaeol
+    template: str | None = None  # overrides the preset's template ({text}, optional {instruction})
+    chat_template: str = "auto"
+    text_mode: str = "clean"  # or "compat": llm2vec 0.2.3 bug-for-bug (docs/text.md)
+    doc_max_length: int | None = -1  # -1: the preset's; 0/None: off
+    overwrite: bool = False
+    opset: int = 18
+    torch_weights: bool = True
+    tokenizer: str | None = None
+    texts: list[str] | None = None  # validation texts; default: the packaged real sentences
+    demo: bool = False
+    progress: bool = True
+    verbose: bool = False
+    quant: list[str] = field(default_factory=list)  # l2v.quantize methods, added after the graph validates
+    min_recall: float | None = None
+    calib: str | None = None
+    eval: str | None = None
+    quant_plan: object = field(default=None, repr=False)  # set by check(): the checked QuantPlan
+
+    def check(self) -> "ExportOptions":
+        """Every option on its own and in combination; the adapters' configs; the quantization plan
+        (its text files read). Raises `InputError`/`AdapterError` naming the bad value."""
+        from l2v.text.presets import resolve_export
+
+        self.preset, self.pooling, self.causal = resolve_export(
+            self.preset, self.pooling, self.causal, self.template, self.chat_template, self.text_mode)
+        if self.dtype not in DTYPE_CHOICES:
+            raise InputError(f"--dtype {self.dtype!r} is not supported", hint=f"use one of {', '.join(DTYPE_CHOICES)}")
+        if self.max_length is not None:
+            _positive_int(self.max_length, "--max-length", 2)
+        if self.dim is not None:
+            _positive_int(self.dim, "--dim", 1)
+        self._check_opset()
+        self._check_adapters()
+        if self.min_recall is not None and not self.quant:
+            raise InputError(f"--min-recall {self.min_recall} without --quant gates nothing",
+                             hint="add --quant METHOD, or drop --min-recall")
+        if self.quant:
+            from l2v.quantize.plan import plan_quantization
+
+            if self.unmerged_last:
+                raise InputError("--quant cannot be combined with --keep-last-adapter-unmerged",
+                                 hint="quantize a merged export (drop --keep-last-adapter-unmerged)")
+            self.quant_plan = plan_quantization(self.quant, self.calib, self.eval, self.min_recall,
+                                                torch_weights=self.torch_weights, model_available=True)
+        elif self.calib is not None or self.eval is not None:
+            raise InputError("--calib/--eval without --quant are not used", hint="add --quant METHOD, or drop them")
+        return self
+
+    def _check_opset(self) -> None:
+        from l2v.export.spec import MIN_OPSET
+
+        import onnx
+
+        newest = onnx.defs.onnx_opset_version()
+        if isinstance(self.opset, bool) or not isinstance(self.opset, int) or not MIN_OPSET <= self.opset <= newest:
+            raise InputError(f"--opset {self.opset!r} is not supported",
+                             hint=f"use {MIN_OPSET}..{newest} (this onnx {onnx.__version__})")
+
+    def _check_adapters(self) -> None:
+        from l2v.model.adapters import read_config
+
+        if isinstance(self.adapters, (str, bytes)) or not all(isinstance(a, str) for a in self.adapters):
+            raise InputError(f"adapters must be a list of directory paths, got {self.adapters!r}",
+                             hint="e.g. adapters=['mntp', 'simcse']")
+        self.adapters = list(self.adapters)
+        seen = set()
+        for a in self.adapters:
+            from pathlib import Path
+
+            key = Path(a).expanduser().resolve()
+            if key in seen:
+                raise InputError(f"--adapter {a!r} is given twice", hint="each adapter is merged once, in order")
+            seen.add(key)
+            read_config(a)
+        if self.unmerged_last and not self.adapters:
+            raise InputError("--keep-last-adapter-unmerged needs at least one --adapter",
+                             hint="pass the adapter(s) to apply, or drop the flag")
+
+
+def _positive_int(value, flag: str, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InputError(f"{flag} {value!r} must be an integer >= {minimum}")
+
+
+def default_texts() -> list[str]:
+    text = resources.files("l2v.data").joinpath("validation.txt").read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if line.strip()]

@@ -1,0 +1,112 @@
+"""Stages 2 and 3 of the export: the variants (ONNX graph(s), each validated; the torch weights), the
+tokenizer, then the manifest — all into the writer's temporary directory."""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from l2v.artifact import AdapterRecord, FileRecord, Graph, Manifest, ModelInfo, TokenizerInfo, Variant
+
+TORCH_DIR = "torch"
+
+
+def validation_batches(pre, texts: list[str], batch: int = 4) -> list:
+    """Unsorted batches of mixed lengths (so padding is exercised), then every text alone."""
+    rows = pre.rows(texts)
+    return [pre.pad(rows[i:i + batch]) for i in range(0, len(rows), batch)] + [pre.pad([r]) for r in rows]
+
+
+def torch_reference(model, batches: list) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return np.concatenate([model(**{k: torch.from_numpy(b[k]) for k in b.keys()}).numpy() for b in batches])
+
+
+def write_onnx(built, tmp: Path, spec, dtype: str, reference, batches, n_texts: int, step, verbose: bool) -> dict:
+    """The fp32 graph (and with dtype fp16 the fp16 graph), each validated against `reference`."""
+    from l2v.export.onnx_export import export_onnx
+    from l2v.export.validate import validate_onnx
+    from l2v.quantize.onnx_methods import convert_fp16
+
+    step(f"exporting ONNX (opset {spec.opset}, dynamo exporter)")
+    t = time.perf_counter()
+    files = export_onnx(built.encoder, batches[0], tmp / "model.onnx", spec, verbose)
+    seconds = round(time.perf_counter() - t, 1)
+    step(f"validating the fp32 graph against PyTorch on {len(batches)} batches")
+    variants = {"fp32": Variant("onnx", "fp32", [FileRecord(f) for f in files], facts={"export_seconds": seconds},
+                                validation=validate_onnx(tmp / "model.onnx", reference, batches, "fp32",
+                                                         spec.output, n_texts))}
+    if dtype == "fp16":
+        step("converting to fp16 and validating it")
+        files = convert_fp16(tmp / "model.onnx", tmp / "model_fp16.onnx")
+        variants["fp16"] = Variant("onnx", "fp16", [FileRecord(f) for f in files],
+                                   validation=validate_onnx(tmp / "model_fp16.onnx", reference, batches, "fp16",
+                                                            spec.output, n_texts))
+    return variants
+
+
+def write_torch(backbone, tmp: Path, unmerged_adapter: str | None = None) -> Variant:
+    """The `torch` variant: plain safetensors + config for `backend="torch"` (a GGUF source is dequantised
+    on load, so its quantization_config is dropped). With an adapter kept unmerged, the weights are the
+    base without it and its files are copied to torch/adapter/, applied again at load."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from l2v.model.adapters import ADAPTER_SUBDIR, CONFIG, WEIGHTS, base_state_dict
+
+    out = tmp / TORCH_DIR
+    out.mkdir(parents=True)
+    state = {k: v.detach().contiguous() for k, v in base_state_dict(backbone).items()}
+    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    cfg = backbone.config.to_dict()
+    cfg.pop("quantization_config", None)
+    cfg["architectures"] = [type(backbone).__name__]
+    (out / "config.json").write_text(json.dumps(cfg, indent=2))
+    files = [f"{TORCH_DIR}/model.safetensors", f"{TORCH_DIR}/config.json"]
+    facts = {}
+    if unmerged_adapter is not None:
+        (out / ADAPTER_SUBDIR).mkdir()
+        for name in (CONFIG, WEIGHTS):
+            shutil.copy(Path(unmerged_adapter) / name, out / ADAPTER_SUBDIR / name)
+            files.append(f"{TORCH_DIR}/{ADAPTER_SUBDIR}/{name}")
+        facts["adapter_dir"] = f"{TORCH_DIR}/{ADAPTER_SUBDIR}"
+    return Variant("torch", "fp32", [FileRecord(f) for f in files], facts=facts)
+
+
+def source_record(source) -> dict:
+    from l2v.fileio import sha256_file
+
+    rec = {"name": source.name, "kind": source.kind, "path": source.path, "gguf_file": source.gguf_file}
+    target = source.checksum_target()
+    if target is not None:
+        rec["sha256"] = sha256_file(target)
+    else:
+        rec["sha256"] = {p.name: sha256_file(p) for p in sorted(Path(source.path).glob("*.safetensors"))}
+    return rec
+
+
+def build_manifest(built, opts, spec, variants: dict, default: str, timings: dict) -> Manifest:
+    from l2v.artifact.writer import versions
+
+    cfg, tok = built.backbone.config, built.tokenizer
+    return Manifest(
+        source=source_record(built.source),
+        adapters=[AdapterRecord(**{**a.summary(), "applied": how}) for a, how in zip(built.adapters, built.applied)],
+        model=ModelInfo(cfg.model_type, cfg.hidden_size, cfg.num_hidden_layers),
+        graph=Graph(attention="causal" if opts.causal else "bidirectional", pooling=opts.pooling,
+                    normalize=opts.normalize, dim=built.encoder.dim, inputs=list(spec.inputs), output=spec.output,
+                    opset=spec.opset, dynamic_axes={"0": spec.batch_axis, "1": spec.sequence_axis}),
+        preset=opts.preset,
+        tokenizer=TokenizerInfo(pad_token=tok.pad_token, pad_token_id=tok.pad_token_id,
+                                padding_side=built.text_spec.padding_side, pad_token_source=built.pad_token_source,
+                                bos_token=tok.bos_token, eos_token=tok.eos_token),
+        text={k: v for k, v in built.text_spec.to_dict().items() if k != "pooling"},
+        variants=variants, default_variant=default, versions=versions(),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"), timings=timings,
+    )

@@ -1,0 +1,111 @@
+"""Small file helpers every layer may use (a leaf module: it imports only `l2v.errors`).
+
+`sha256_file` streams; `atomic_write_text` never leaves a half-written file (temp file, fsync, rename);
+`owned_tempdir` makes a dot-prefixed work directory that records its owner (pid, process start time,
+host), so that a later run can tell a dead owner's leftovers from a live writer's and sweep them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+OWNER_FILE = ".l2v-owner.json"
+
+
+def sha256_file(path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_text(path, text: str, mode: int = 0o644) -> None:
+    """Write `text` to `path` through a temporary sibling and `os.replace` (readers never see half a file)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), to tell a pid reused by another process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _alive(owner: dict) -> bool:
+    if owner.get("host") != socket.gethostname():
+        return True  # another machine's writer (shared filesystem): never ours to sweep
+    pid = owner.get("pid")
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    started = owner.get("started")
+    return started is None or _start_time(pid) == started
+
+
+def claim_dir(path: Path) -> bool:
+    """Create `path` exclusively and record this process as its owner; False if it already exists."""
+    try:
+        path.mkdir(mode=0o755)
+    except FileExistsError:
+        return False
+    owner = {"pid": os.getpid(), "started": _start_time(os.getpid()), "host": socket.gethostname(),
+             "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    (path / OWNER_FILE).write_text(json.dumps(owner))
+    return True
+
+
+def owner_of(path: Path) -> dict | None:
+    try:
+        return json.loads((Path(path) / OWNER_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_stale(path: Path, grace_s: float = 60.0) -> bool:
+    """A work directory whose owner is dead (or that never got an owner file and is older than `grace_s`)."""
+    owner = owner_of(path)
+    if owner is None:
+        try:
+            return time.time() - Path(path).stat().st_mtime > grace_s
+        except OSError:
+            return False
+    return not _alive(owner)
+
+
+def sweep(parent: Path, pattern: str) -> list[tuple[Path, int]]:
+    """Remove the stale work directories matching `pattern` in `parent`; returns [(path, bytes freed)]."""
+    swept = []
+    for p in sorted(Path(parent).glob(pattern)):
+        if p.is_dir() and not p.is_symlink() and is_stale(p):
+            size = dir_bytes(p)
+            shutil.rmtree(p, ignore_errors=True)
+            swept.append((p, size))
+    return swept
+
+
+def dir_bytes(path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file() and not p.is_symlink())

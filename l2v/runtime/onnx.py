@@ -1,0 +1,90 @@
+"""The `onnx` backend: one ONNX Runtime `InferenceSession` per variant (CPU, or the CUDA EP with
+onnxruntime-gpu). `session()` is the one place sessions are made (runtime, validation, gate, bench)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from l2v.errors import ArtifactError, OptionalDependencyError
+from l2v.runtime.backend import Backend, RunOptions
+from l2v.text.batch import Batch
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+
+
+def session(model, threads: int | None = None, providers=None, spinning: bool = True):
+    """An `InferenceSession` from a path or an in-memory `onnx.ModelProto`. `spinning=False` stops idle
+    worker threads from spinning (measurements on shared machines). ORT's own load errors (a truncated or
+    edited file) become an `ArtifactError` naming the file."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    if threads:
+        so.intra_op_num_threads = threads
+    if not spinning:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    src = str(model) if isinstance(model, (str, Path)) else model.SerializeToString()
+    what = Path(model).name if isinstance(model, (str, Path)) else "an in-memory graph"
+    try:
+        return ort.InferenceSession(src, so, providers=list(providers or ["CPUExecutionProvider"]))
+    except Exception as e:  # ORT raises its own pybind types (InvalidProtobuf, Fail, ...) for bad graphs
+        raise ArtifactError(f"ONNX Runtime cannot load {what}: {_first_line(e)}",
+                            hint="the file is damaged or incomplete; re-export the artifact") from e
+
+
+def providers_for(options: RunOptions):
+    if options.providers is not None:
+        return list(options.providers)
+    if options.device == "cuda":
+        import onnxruntime as ort
+
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise OptionalDependencyError("onnxruntime-gpu", "gpu", "device='cuda' with the onnx backend")
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class OnnxBackend(Backend):
+    """One session; ORT's `run` is safe to call from several threads."""
+
+    name = "onnx"
+
+    def __init__(self, sess, output: str, precision: str = "fp32"):
+        self.session, self.output, self.precision = sess, output, precision
+        self.inputs = [i.name for i in sess.get_inputs()]
+
+    @classmethod
+    def open(cls, artifact, variant, options: RunOptions, root: Path | None = None) -> "OnnxBackend":
+        from l2v.artifact.files import resolve
+
+        path = resolve(root or artifact.root, variant.main.path)
+        graph = artifact.manifest.graph
+        return cls.from_file(path, graph.output, options, graph.dim, variant.dtype)
+
+    @classmethod
+    def from_file(cls, path: Path, output: str, options: RunOptions | None = None, dim: int | None = None,
+                  precision: str = "fp32") -> "OnnxBackend":
+        """A session on one graph file whose `output` must exist (and be `dim` wide, when given)."""
+        options = options or RunOptions()
+        sess = session(path, options.threads, providers_for(options), options.spinning)
+        outs = {o.name: o for o in sess.get_outputs()}
+        name = Path(path).name
+        if output not in outs:
+            raise ArtifactError(f"{name} has no output {output!r} (it has {', '.join(outs)})",
+                                hint="the graph does not belong to this manifest; re-export the artifact")
+        width = outs[output].shape[-1] if outs[output].shape else None
+        if dim is not None and isinstance(width, int) and width != dim:
+            raise ArtifactError(f"{name} outputs {width} dimensions, l2v.json says dim {dim}",
+                                hint="the manifest was edited or belongs to another graph; re-export the artifact")
+        return cls(sess, output, precision)
+
+    def run(self, batch: Batch) -> np.ndarray:
+        feed = {k: batch[k] for k in self.inputs}
+        return self.session.run([self.output], feed)[0]
+
+    def close(self) -> None:
+        self.session = None
+

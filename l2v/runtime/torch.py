@@ -1,0 +1,135 @@
+"""The `torch` backend: the artifact's merged weights (variant kind `torch`, `torch/`) in PyTorch, run by
+one of two engines — `padded` (the exported module itself, `l2v.model.encoder.EmbeddingModel`) or
+`packed` (the padding-free engine, `l2v.engine.PackedEncoder`; bf16 + Triton on CUDA, the default there).
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from l2v.errors import ArtifactError, InputError
+from l2v.runtime.backend import Backend, RunOptions
+from l2v.text.batch import Batch
+
+ENGINES = ("padded", "packed")
+
+
+def torch_dir(artifact, variant, root: Path | None = None) -> Path:
+    from l2v.artifact.files import resolve
+
+    if variant.kind != "torch" or variant.main is None:
+        raise ArtifactError(f"variant of kind {variant.kind!r} holds no PyTorch weights")
+    return resolve(root or artifact.root, variant.main.path).parent
+
+
+def torch_variant(artifact, needed_by: str | None = None):
+    """The artifact's `torch` variant (its merged weights), or an `ArtifactError` saying who needs it."""
+    names = artifact.manifest.variants_of("torch")
+    if not names:
+        who = needed_by or "the torch backend"
+        raise ArtifactError(f"artifact {str(artifact.root)!r} has no PyTorch weights (torch/), which {who} needs",
+                            hint="re-export without --no-torch-weights" + ("" if needed_by else ", or use backend='onnx'"))
+    return artifact.manifest.variants[names[0]]
+
+
+def load_weights(artifact, dtype, needed_by: str | None = None, **kwargs):
+    """The backbone from the torch variant (`AutoModel`, offline), with the adapter the export kept
+    unmerged (facts.adapter_dir) applied again as LoRA side branches."""
+    from transformers import AutoModel
+
+    variant = torch_variant(artifact, needed_by)
+    artifact.check(variant)
+    path = torch_dir(artifact, variant)
+    try:
+        model = AutoModel.from_pretrained(str(path), dtype=dtype, local_files_only=True, **kwargs).eval()
+    except (OSError, ValueError) as e:
+        raise ArtifactError(f"cannot load the PyTorch weights in {str(path)!r}: {str(e).splitlines()[0][:200]}",
+                            hint="the artifact's torch/ files are damaged; re-export it") from e
+    adapter = variant.facts.get("adapter_dir")
+    if adapter:
+        from l2v.model.adapters import apply_unmerged
+
+        model, _ = apply_unmerged(model, str(artifact.path(adapter)))
+    return model
+
+
+def load_encoder(artifact, dtype=None, needed_by: str | None = None):
+    """The artifact's `EmbeddingModel` in PyTorch: its weights, pooling, normalisation, attention and dim."""
+    import torch
+
+    from l2v.model.encoder import EmbeddingModel
+
+    g = artifact.manifest.graph
+    backbone = load_weights(artifact, dtype or torch.float32, needed_by)
+    return EmbeddingModel(backbone, g.pooling, g.normalize, g.attention == "causal", g.dim).eval()
+
+
+class TorchBackend(Backend):
+    """The model in PyTorch on padded batches; `open` picks the engine (padded, or packed)."""
+
+    name = "torch"
+
+    def __init__(self, model, device: str = "cpu", precision: str = "fp32"):
+        self.model, self.device, self.precision = model, device, precision
+        self._lock = threading.Lock()  # torch intra-op threads already use the cores; serialise callers
+
+    @classmethod
+    def open(cls, artifact, variant, options: RunOptions, root: Path | None = None) -> Backend:
+        engine = options.engine or ("packed" if options.device == "cuda" else "padded")
+        if engine not in ENGINES:
+            raise InputError(f"engine {engine!r} is not supported", hint=f"use one of {', '.join(ENGINES)}")
+        if options.device == "cuda":
+            _require_cuda()
+        if engine == "packed":
+            return PackedBackend.open(artifact, variant, options, root)
+        return cls(load_encoder(artifact).to(options.device), options.device)
+
+    @classmethod
+    def from_model(cls, model, device: str = "cpu", precision: str = "fp32") -> "TorchBackend":
+        """Run an `EmbeddingModel` already in memory (export's reference, quantization candidates)."""
+        return cls(model, device, precision)
+
+    def run(self, batch: Batch) -> np.ndarray:
+        import torch
+
+        with self._lock, torch.inference_mode():
+            args = {k: torch.from_numpy(batch[k]).to(self.device) for k in ("input_ids", "attention_mask", "pooling_mask")}
+            return self.model(**args).float().cpu().numpy()
+
+    def close(self) -> None:
+        self.model = None
+
+
+class PackedBackend(TorchBackend):
+    """The padding-free engine: on CUDA in bf16 with the Triton kernel, on CPU in fp32 with the
+    per-sequence torch attention (a reference path, not a fast one)."""
+
+    @classmethod
+    def open(cls, artifact, variant, options: RunOptions, root: Path | None = None) -> "PackedBackend":
+        import torch
+
+        from l2v.engine import PackedEncoder
+
+        cuda = options.device == "cuda"
+        g = artifact.manifest.graph
+        backbone = load_weights(artifact, torch.bfloat16 if cuda else torch.float32).to(options.device)
+        model = PackedEncoder(backbone, pooling=g.pooling, normalize=g.normalize, attention=g.attention,
+                              attn_impl="triton" if cuda else "torch", dim=g.dim)
+        return cls(model, options.device, "bf16" if cuda else "fp32")
+
+    def run(self, batch: Batch) -> np.ndarray:
+        import torch
+
+        ids, pooled, _ = batch.packed()
+        with self._lock:
+            return self.model([torch.from_numpy(i) for i in ids], [torch.from_numpy(p) for p in pooled]).float().cpu().numpy()
+
+
+def _require_cuda() -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise InputError("device='cuda' was asked for, but this PyTorch has no usable CUDA device "
+                         f"(torch {torch.__version__})", hint="use device='cpu', or install a CUDA build of torch")
