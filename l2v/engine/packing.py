@@ -6,6 +6,7 @@ from typing import Sequence
 import torch
 
 from l2v.errors import InputError
+from l2v.text.batching import length_sorted_batches  # noqa: F401  (re-exported)
 
 
 def pack_sequences(seqs: Sequence, device=None, dtype=torch.long):
@@ -53,26 +54,3 @@ def pad_to_bucket(flat_ids: torch.Tensor, cu_seqlens: torch.Tensor, max_seqlen: 
     return torch.cat([flat_ids, pad]), cu, max(max_seqlen, extra), n_real
 
 
-def length_sorted_batches(lengths: Sequence[int], max_batch_tokens: int, max_batch_size: int | None = None):
-    """Indices grouped into batches of similar length whose token sum stays within `max_batch_tokens`.
-
-    Sorted by length (longest first, so an out-of-memory shows up in the first batch); a sequence
-    longer than the budget gets a batch of its own. Returns `list[list[int]]` covering every index once.
-    """
-    if max_batch_tokens <= 0:
-        raise InputError(f"max_batch_tokens must be positive, got {max_batch_tokens}")
-    if max_batch_size is not None and max_batch_size <= 0:
-        raise InputError(f"max_batch_size must be positive, got {max_batch_size}")
-    order = sorted(range(len(lengths)), key=lambda i: (-int(lengths[i]), i))
-    batches, cur, cur_tokens = [], [], 0
-    for i in order:
-        n = int(lengths[i])
-        full = max_batch_size is not None and len(cur) >= max_batch_size
-        if cur and (cur_tokens + n > max_batch_tokens or full):
-            batches.append(cur)
-            cur, cur_tokens = [], 0
-        cur.append(i)
-        cur_tokens += n
-    if cur:
-        batches.append(cur)
-    return batches

@@ -10,6 +10,7 @@ from l2v.errors import InputError
 from l2v.eval.metrics import l2_normalize
 from l2v.runtime.backend import Backend, RunOptions, open_backend
 from l2v.text.batch import Batch
+from l2v.text.batching import length_sorted_batches
 
 BACKEND_NAMES = ("onnx", "torch")
 
@@ -43,6 +44,35 @@ class Encoder:
     def run_arrays(self, input_ids, attention_mask, pooling_mask) -> np.ndarray:
         return self.run(Batch(input_ids, attention_mask, pooling_mask))
 
+    def rows(self, items) -> list[tuple[list[int], list[int]]]:
+        """Validated, tokenised rows `(ids, pooled)` of `items` (`views` rows per item), thread-safe."""
+        with self._tok_lock:
+            return self.preprocessor.rows(items)
+
+    def embed_rows(self, rows, batch_size: int = 32, max_batch_tokens: int | None = None,
+                   progress=None) -> np.ndarray:
+        """Vectors `[len(rows), dim]` of tokenised rows in their order: length-sorted batches of at most
+        `batch_size` rows and, with `max_batch_tokens`, at most that many padded tokens. `progress`, if
+        given, is called with the number of rows done after each batch."""
+        budget = max_batch_tokens or batch_size * max((len(r[0]) for r in rows), default=1)
+        result = np.empty((len(rows), self.dim), dtype=np.float32)
+        for idx in length_sorted_batches([len(r[0]) for r in rows], budget, batch_size, padded=True):
+            result[idx] = self.run(self.preprocessor.pad([rows[i] for i in idx]))
+            if progress is not None:
+                progress(len(idx))
+        return result
+
+    def pool_views(self, vectors: np.ndarray, normalize: bool | None = None) -> np.ndarray:
+        """One vector per item from `embed_rows`' output: the mean of an item's views (MetaEOL's several
+        prompts), then the optional L2 normalisation when the graph does not do it."""
+        in_graph = bool(self.manifest.graph.normalize)
+        views = self.preprocessor.views
+        if views > 1:
+            vectors = vectors.reshape(-1, views, self.dim).mean(1)
+            if in_graph:
+                vectors = l2_normalize(vectors).astype(np.float32)
+        return l2_normalize(vectors).astype(np.float32) if normalize and not in_graph else vectors
+
     def encode(self, texts, batch_size: int = 32, normalize: bool | None = None,
                show_progress_bar: bool = False) -> np.ndarray:
         """Embed `texts` (a str, or a list of str and `(instruction, text)` pairs) the way the artifact was
@@ -51,28 +81,21 @@ class Encoder:
             raise InputError(f"batch_size {batch_size!r} must be a positive integer")
         if normalize is not None and not isinstance(normalize, bool):
             raise InputError(f"normalize {normalize!r} must be True, False or None")
-        in_graph = bool(self.manifest.graph.normalize)
-        if normalize is False and in_graph:
+        if normalize is False and self.manifest.graph.normalize:
             raise InputError("normalize=False, but this artifact normalises inside its graph",
                              hint="re-export without --normalize to get raw vectors")
-        with self._tok_lock:
-            rows = self.preprocessor.rows(texts)
-        order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
-        result = np.empty((len(rows), self.dim), dtype=np.float32)
-        starts = range(0, len(order), batch_size)
+        rows = self.rows(texts)
+        bar = None
         if show_progress_bar:
             from tqdm.auto import tqdm
 
-            starts = tqdm(starts, desc="encode", unit="batch")
-        for s in starts:
-            idx = order[s:s + batch_size]
-            result[idx] = self.run(self.preprocessor.pad([rows[i] for i in idx]))
-        views = self.preprocessor.views
-        if views > 1:  # several prompts per text (MetaEOL): their vectors' mean, from the one pass above
-            result = result.reshape(-1, views, self.dim).mean(1)
-            if in_graph:
-                result = l2_normalize(result).astype(np.float32)
-        return l2_normalize(result).astype(np.float32) if normalize and not in_graph else result
+            bar = tqdm(total=len(rows), desc="encode", unit="text")
+        try:
+            vectors = self.embed_rows(rows, batch_size, progress=bar.update if bar else None)
+        finally:
+            if bar is not None:
+                bar.close()
+        return self.pool_views(vectors, normalize)
 
     def close(self) -> None:
         self.backend.close()
