@@ -54,3 +54,15 @@ class OptionalDependencyError(L2VError, ImportError):
             hint=f"install it with: pip install 'l2v-export[{extra}]'",
         )
         self.package = package
+
+
+class RowError(InputError):
+    """A bad input row of a corpus (`l2v-embed`): the message names the file and the line or row."""
+
+    def __init__(self, where: str, reason: str, hint: str | None = None):
+        super().__init__(f"{where}: {reason}", hint=hint or "fix the row, or pass --on-error skip to skip bad rows")
+        self.where, self.reason = where, reason
+
+
+class JobChangedError(InputError):
+    """`l2v-embed` was asked to resume a job whose artifact, variant, inputs or options changed."""

@@ -67,6 +67,13 @@ class Encoder:
         for s in starts:
             idx = order[s:s + batch_size]
             result[idx] = self.run(self.preprocessor.pad([rows[i] for i in idx]))
+        return self.finish(result, normalize)
+
+    def finish(self, result: np.ndarray, normalize: bool | None = None) -> np.ndarray:
+        """The vectors of `preprocessor.rows(items)` (item-major) -> one vector per item, as `encode`
+        returns them: several prompts per text (MetaEOL) averaged; L2-normalised if asked (and not
+        already in the graph). `l2v-embed` batches rows itself and finishes them here."""
+        in_graph = bool(self.manifest.graph.normalize)
         views = self.preprocessor.views
         if views > 1:  # several prompts per text (MetaEOL): their vectors' mean, from the one pass above
             result = result.reshape(-1, views, self.dim).mean(1)
