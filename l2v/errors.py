@@ -13,6 +13,10 @@ class L2VError(Exception):
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
         self.hint = hint
+        self._init = (message, hint)
+
+    def __reduce__(self):  # pickled whole (a Ray actor's error reaches the driver as itself)
+        return type(self), self._init
 
     def __str__(self) -> str:
         msg = super().__str__()
@@ -54,6 +58,7 @@ class OptionalDependencyError(L2VError, ImportError):
             hint=f"install it with: pip install 'l2v-export[{extra}]'",
         )
         self.package = package
+        self._init = (package, extra, purpose)
 
 
 class RowError(InputError):
@@ -62,6 +67,7 @@ class RowError(InputError):
     def __init__(self, where: str, reason: str, hint: str | None = None):
         super().__init__(f"{where}: {reason}", hint=hint or "fix the row, or pass --on-error skip to skip bad rows")
         self.where, self.reason = where, reason
+        self._init = (where, reason, hint)
 
 
 class JobChangedError(InputError):

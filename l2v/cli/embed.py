@@ -52,16 +52,26 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def ray_flag_before_inputs(argv: list[str]) -> list[str]:
+    """`--ray` takes an optional ADDRESS, so `--ray data.jsonl` would read the input as an address: a word
+    after `--ray` that is not a Ray address (or is an existing path) stays an INPUT."""
+    out = list(argv)
+    for i, a in enumerate(out[:-1]):
+        nxt = out[i + 1]
+        if a == "--ray" and not nxt.startswith("-") and (not RAY_ADDRESS.match(nxt) or Path(nxt).exists()):
+            out[i] = "--ray="
+    return out
+
+
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_args(ray_flag_before_inputs(sys.argv[1:] if argv is None else argv))
 
     def job():
         from l2v.embed import EmbedOptions, embed_corpus
         from l2v.errors import InputError
 
-        if args.ray and (not RAY_ADDRESS.match(args.ray) or Path(args.ray).exists()):
-            raise InputError(f"--ray {args.ray!r} is not a Ray address (host:port, ray://host:port, auto)",
-                             hint="write --ray after the INPUTs, or --ray=ADDRESS")
+        if args.ray and not RAY_ADDRESS.match(args.ray):
+            raise InputError(f"--ray {args.ray!r} is not a Ray address", hint="host:port, ray://host:port or auto")
         embed_corpus(EmbedOptions(
             args.artifact, args.inputs, args.out, text_field=args.text_field, id_field=args.id_field,
             instruction_field=args.instruction_field, instruction=args.instruction, prompt_name=args.prompt_name,

@@ -164,16 +164,18 @@ def _resources(ray, opts) -> tuple[float, float, int]:
     return cpus, gpus, opts.threads or int(cpus)
 
 
-def _unwrap(e: Exception) -> Exception:
-    """A Ray task's error carries ours (a bad row, an artifact error) as its cause: raise that."""
-    from l2v.errors import L2VError
-
-    seen = e
-    while seen is not None:
-        if isinstance(seen, L2VError) and not type(seen).__module__.startswith("ray"):
-            return seen
-        cause = getattr(seen, "cause", None) or seen.__cause__
-        seen = cause if cause is not seen else None
+def _unwrap(e: BaseException) -> BaseException:
+    """A Ray task's error carries ours (a bad row, an artifact error) somewhere in its chain (Ray's
+    RayTaskError `.cause`, Ray Data's UserCodeException `__cause__`): raise that one, as if local."""
+    todo, seen = [e], set()
+    while todo:
+        x = todo.pop(0)
+        if x is None or id(x) in seen:
+            continue
+        seen.add(id(x))
+        if type(x).__module__.startswith("l2v."):
+            return x
+        todo += [getattr(x, "cause", None), x.__cause__, x.__context__]
     return e
 
 
@@ -201,6 +203,7 @@ def run_on_ray(work: Work, pending: list[int], progress, opts) -> None:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
+        ctx.raise_original_map_exception = True  # an actor's RowError reaches us as itself
         cpus, gpus, threads = _resources(ray, opts)
         work = dataclasses.replace(work, threads=threads)
         out = Path(work.out)

@@ -67,6 +67,7 @@ class FileError(InputError):
     def __init__(self, inp: InputFile, reason: str, hint: str | None = None):
         super().__init__(f"{inp.name}: {reason}", hint=hint or "fix or remove the file, or pass --on-error skip")
         self.file = inp
+        self._init = (inp, reason, hint)
 
 
 # ---------------------------------------------------------------- line formats (jsonl, text)

@@ -65,3 +65,22 @@ def rows():
 @pytest.fixture(scope="session")
 def jsonl(tmp_path_factory, rows):
     return write_jsonl(tmp_path_factory.mktemp("corpus") / "corpus.jsonl", rows)
+
+
+FAST = dict(window=16, max_batch_tokens=256, progress=False)
+
+
+def run(artifact, inputs, out, **kw):
+    """`embed_corpus` with small windows and batches (many parts from a small corpus), quiet."""
+    from l2v.embed import EmbedOptions, embed_corpus
+
+    return embed_corpus(EmbedOptions(str(artifact), [str(i) for i in inputs], str(out), **{**FAST, **kw}),
+                        log=lambda m: None)
+
+
+@pytest.fixture(scope="session")
+def reference(artifact, jsonl, tmp_path_factory):
+    """The output directory of an uninterrupted local run over the 240-row corpus (15 windows)."""
+    out = tmp_path_factory.mktemp("ref") / "out"
+    run(artifact, [jsonl], out)
+    return out

@@ -185,3 +185,19 @@ def test_plan_memory_is_a_few_bytes_per_row(tmp_path):
     assert plan.starts[3].offset == sum(len(f"line {i} of a synthetic corpus\n") for i in range(3000))
     assert list(records_from(plan, plan.starts[19]))[-1].text == f"line {n - 1} of a synthetic corpus"
     assert np.all(np.diff([s.pos for s in plan.starts]) == 1000)
+
+
+def test_errors_cross_process_boundaries_whole():
+    """A Ray actor's error is pickled to the driver: it must arrive as the same type and message."""
+    import pickle
+
+    from l2v.embed.inputs import InputFile
+    from l2v.embed.reader import FileError
+    from l2v.errors import JobChangedError, OptionalDependencyError
+
+    errors = [RowError("a.jsonl line 3 (id 'x')", "field 'text' is empty"), JobChangedError("c", hint="h"),
+              FileError(InputFile("/x/b.csv", "csv", 1), "cannot be read"), OptionalDependencyError("ray", "ray", "p")]
+    for e in errors:
+        back = pickle.loads(pickle.dumps(e))
+        assert type(back) is type(e) and str(back) == str(e)
+    assert pickle.loads(pickle.dumps(errors[0])).where == "a.jsonl line 3 (id 'x')"
