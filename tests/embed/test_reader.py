@@ -1,7 +1,6 @@
 """Reading and planning (no model): every format gives the same rows, windows seek exactly, and each kind
 of bad input is reported with its file and line/row (or skipped and counted)."""
 import csv
-import json
 
 import numpy as np
 import pyarrow as pa
