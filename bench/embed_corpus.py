@@ -148,44 +148,44 @@ def throughput(artifact: str, corpora: dict, configs: list[str], work: Path, ext
 # ---------------------------------------------------------------- recall of int8 / binary
 def recall(corpora: dict, work: Path, window: int) -> list[dict]:
     from l2v.embed.quantize import int8_ranges, quantize
-    from l2v.eval.metrics import same_class_retrieval, top_k_neighbours
+    from l2v.eval.metrics import l2_normalize
 
     out = work / "out-bbc-local"
     if not (out / "embed.json").is_file():
         return []
     ids, f32 = read_vectors(out)
     labels = corpora["bbc"]["labels"]
-    ranges = int8_ranges(f32[:window])
+    ranges = int8_ranges(f32[:window])  # as l2v-embed calibrates: window 0's float32 vectors
     i8 = quantize(f32, "int8", ranges).astype(np.float32)
     b = quantize(f32, "binary", None)
     pm1 = np.unpackbits((b.astype(np.int16) + 128).astype(np.uint8), axis=1)[:, :f32.shape[1]] * 2.0 - 1.0
-
-    def neighbours(sim, k):
-        sim = sim.copy()
-        np.fill_diagonal(sim, -np.inf)
-        return np.argsort(-sim, axis=1, kind="stable")[:, :k]
-
-    ref = {k: top_k_neighbours(f32, k) for k in (1, 10)}
+    f32n, i8n = l2_normalize(f32), l2_normalize(i8)
+    sims = {"float32 (cosine)": f32n @ f32n.T, "int8 (dot)": i8 @ i8.T, "int8 (cosine)": i8n @ i8n.T,
+            "binary (hamming)": pm1 @ pm1.T}  # +-1 dot = dim - 2 x hamming: the same order
+    width = {"float32 (cosine)": 4 * f32.shape[1], "int8 (dot)": f32.shape[1], "int8 (cosine)": f32.shape[1],
+             "binary (hamming)": b.shape[1]}
+    ref = {k: _neighbours(sims["float32 (cosine)"], k) for k in (1, 10)}
     rows = []
-    for dtype, sim in (("float32", None), ("int8 (dot)", i8 @ i8.T),
-                       ("binary (hamming)", pm1 @ pm1.T)):  # +-1 dot = dim - 2 * hamming
-        row = {"dtype": dtype, "bytes_per_vector": {"float32": 4 * f32.shape[1], "int8 (dot)": f32.shape[1],
-                                                     "binary (hamming)": b.shape[1]}[dtype]}
+    for dtype, sim in sims.items():
+        row = {"dtype": dtype, "bytes_per_vector": width[dtype]}
         for k in (1, 10):
-            got = ref[k] if sim is None else neighbours(sim, k)
+            got = _neighbours(sim, k)
             row[f"recall@{k}"] = round(float(np.mean([len(set(ref[k][i]) & set(got[i])) / k
                                                       for i in range(len(got))])), 4)
-        emb = {"float32": f32, "int8 (dot)": i8, "binary (hamming)": pm1}[dtype]
-        row["same_class_recall@10"] = round(same_class_retrieval(emb, labels, 10)["recall@10"], 4) \
-            if dtype == "float32" else round(_same_class_from_sim(sim, labels), 4)
+        row["same_class_recall@10"] = round(_same_class_from_sim(sim, labels), 4)
         rows.append(row)
     return rows
 
 
-def _same_class_from_sim(sim, labels, k=10) -> float:
+def _neighbours(sim, k):
     sim = sim.copy()
     np.fill_diagonal(sim, -np.inf)
-    top = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+    return np.argsort(-sim, axis=1, kind="stable")[:, :k]
+
+
+def _same_class_from_sim(sim, labels, k=10) -> float:
+    """Capped same-class recall@k (as l2v.eval.metrics.same_class_retrieval) from a similarity matrix."""
+    top = _neighbours(sim, k)
     lab = np.asarray(labels)
     counts = {c: int((lab == c).sum()) - 1 for c in set(labels)}
     return float(np.mean([(lab[top[i]] == lab[i]).sum() / min(k, counts[lab[i]]) for i in range(len(lab))]))

@@ -189,7 +189,7 @@ def embed_corpus(opts: EmbedOptions, log=print) -> dict:
         if diffs:
             raise _refuse(out, diffs, sum(1 for p in out.iterdir() if parts.PART_RE.match(p.name)))
 
-    reading = Progress(None, enabled=opts.progress, desc="read")
+    reading = Progress(None, enabled=opts.progress, desc="read", unit="row")
     try:
         plan = make_plan(files, opts.fields, opts.window, opts.on_error == "skip", reading.bar)
     finally:

@@ -9,10 +9,11 @@ import time
 class Progress:
     """Counts texts and tokens of this run; `initial` texts were done by earlier runs."""
 
-    def __init__(self, total: int | None, initial: int = 0, enabled: bool = True, desc: str = "embed"):
+    def __init__(self, total: int | None, initial: int = 0, enabled: bool = True, desc: str = "embed",
+                 unit: str = "text"):
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=total, initial=initial, unit="text", desc=desc, disable=not enabled,
+        self.bar = tqdm(total=total, initial=initial, unit=unit, desc=desc, disable=not enabled,
                         dynamic_ncols=True, smoothing=0.1, file=sys.stderr)
         self.t0 = time.monotonic()
         self.texts, self.tokens, self._carry = 0, 0, 0.0

@@ -90,7 +90,7 @@ def _lines(inp: InputFile, start_pos: int, offset: int | None) -> Iterator[tuple
 
 def _text_rows(inp, fields, start_pos, offset):
     for pos, at, line in _lines(inp, start_pos, offset):
-        yield Raw(pos, at, {"text": line}, None)
+        yield Raw(pos, at, {fields.text: line}, None)
 
 
 def _jsonl_rows(inp, fields, start_pos, offset):

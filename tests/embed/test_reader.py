@@ -77,7 +77,7 @@ def test_globs_directories_order_and_out_dir_excluded(tmp_path):
 def test_text_ids_are_line_numbers_across_files(tmp_path):
     (tmp_path / "a.txt").write_text("one\ntwo\n")
     (tmp_path / "b.txt").write_text("three\n\nfive\n")
-    plan = plan_of([tmp_path / "a.txt", tmp_path / "b.txt"], skip=True)
+    plan = plan_of([tmp_path / "a.txt", tmp_path / "b.txt"], skip=True, fields=Fields(text="body"))
     assert [(r.id, r.text) for r in all_records(plan)] == [(1, "one"), (2, "two"), (3, "three"), (5, "five")]
     assert plan.skipped_rows == [{"at": "b.txt line 2", "reason": "the line is empty"}]
 
