@@ -13,7 +13,7 @@ de-duplicated: about 17k), written to --work as JSONL and embedded by the real C
   ray2    --ray --workers 2   (two actors, cores split between them)
 One row per corpus x configuration: wall time of the whole command, the job's own texts/s and tokens/s
 (the run, from the manifest), and peak memory of the whole process tree (driver + Ray's processes and
-actors), sampled every 0.25 s: the sum of RSS, and of PSS (shared pages, e.g. Ray's object store,
+actors), sampled every 0.5 s: the sum of RSS, and of PSS (shared pages, e.g. Ray's object store,
 counted once). Ratios are to `local` measured in the same invocation. Vectors are compared across the
 configurations (they must be bit-identical).
 IO: synthetic JSONL corpora of --io-rows rows through plan -> windows -> part writer with stand-in
@@ -63,7 +63,7 @@ def write_corpora(data_dir: str, work: Path, limit: int | None) -> dict:
 class TreeMemory(threading.Thread):
     """Peak of the summed RSS and PSS of a process and all its descendants."""
 
-    def __init__(self, pid: int, every: float = 0.25):
+    def __init__(self, pid: int, every: float = 0.5):
         super().__init__(daemon=True)
         self.pid, self.every = pid, every
         self.peak_rss = self.peak_pss = 0
