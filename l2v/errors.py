@@ -13,6 +13,10 @@ class L2VError(Exception):
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
         self.hint = hint
+        self._init = (message, hint)
+
+    def __reduce__(self):  # pickled whole (a Ray actor's error reaches the driver as itself)
+        return type(self), self._init
 
     def __str__(self) -> str:
         msg = super().__str__()
@@ -54,3 +58,17 @@ class OptionalDependencyError(L2VError, ImportError):
             hint=f"install it with: pip install 'l2v-export[{extra}]'",
         )
         self.package = package
+        self._init = (package, extra, purpose)
+
+
+class RowError(InputError):
+    """A bad input row of a corpus (`l2v-embed`): the message names the file and the line or row."""
+
+    def __init__(self, where: str, reason: str, hint: str | None = None):
+        super().__init__(f"{where}: {reason}", hint=hint or "fix the row, or pass --on-error skip to skip bad rows")
+        self.where, self.reason = where, reason
+        self._init = (where, reason, hint)
+
+
+class JobChangedError(InputError):
+    """`l2v-embed` was asked to resume a job whose artifact, variant, inputs or options changed."""

@@ -26,7 +26,7 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_main(fn, debug: bool) -> int:
+def run_main(fn, debug: bool, interrupted: str = "nothing was written") -> int:
     from l2v.errors import L2VError
 
     try:
@@ -40,7 +40,7 @@ def run_main(fn, debug: bool) -> int:
         return e.exit_code
     except KeyboardInterrupt as e:
         what = "terminated" if isinstance(e, Terminated) else "interrupted"
-        print(f"{what}: nothing was written", file=sys.stderr)
+        print(f"{what}: {interrupted}", file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
     except Exception as e:  # unexpected: still one line, with how to see more
         if debug:
