@@ -39,8 +39,7 @@ class ArtifactBench:
         self.artifact = open_artifact(root)
         self.cfg = runners.model_config(self.artifact)
         self.pre = self.artifact.preprocessor(config.eval_max_length)
-        prompt = self.pre.spec.resolve_prompt(config.prompt_name)
-        self.tokenized = {c.name: self.pre.rows(c.texts, prompt) for c in evalsets}
+        self.tokenized = {c.name: self.pre.rows(c.texts, prompt_name=config.prompt_name) for c in evalsets}
         self.vocab = len(self.pre.tokenizer)
         self.dim = int(self.artifact.manifest.graph.dim)
         self.embeddings: dict[str, dict] = {}

@@ -79,9 +79,8 @@ class Encoder:
         if normalize is False and in_graph:
             raise InputError("normalize=False, but this artifact normalises inside its graph",
                              hint="re-export without --normalize to get raw vectors")
-        resolved = self.preprocessor.spec.resolve_prompt(prompt_name, prompt)
         with self._tok_lock:
-            rows = self.preprocessor.rows(texts, resolved)
+            rows = self.preprocessor.rows(texts, prompt, prompt_name)
         order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
         result = np.empty((len(rows), self.dim), dtype=np.float32)
         starts = range(0, len(order), batch_size)

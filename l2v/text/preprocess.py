@@ -8,8 +8,8 @@ character offsets; the `compat` mode reproduces llm2vec 0.2.3 token for token; t
 sentence-transformers (prompt + text tokenised together, every token pooled except, with
 `include_prompt=False`, the first n where n is the prompt's own token count) (docs/text.md, docs/st.md).
 
-A prompt (`rows(items, prompt=...)`, resolved from a name by `TextSpec.resolve_prompt`) is put right
-before the text: in `clean` mode after the template's head and instruction, its tokens pooled unless
+A prompt (`rows(items, prompt=...)` or `prompt_name=...`, resolved by `TextSpec.resolve_prompt`, which
+applies the spec's default prompt when neither is given) is put right before the text: in `clean` mode after the template's head and instruction, its tokens pooled unless
 `include_prompt` is False; in `compat` mode it becomes part of the document (pooled, as llm2vec pools
 the whole document); in `st` mode as sentence-transformers does.
 """
@@ -254,12 +254,12 @@ class Preprocessor:
         return ids, [0] * skip + [1] * (len(ids) - skip)
 
     # ---------------------------------------------------------------- public API
-    def rows(self, items, prompt: str | None = None) -> list[tuple[list[int], list[int]]]:
+    def rows(self, items, prompt: str | None = None, prompt_name: str | None = None) -> list[tuple[list[int], list[int]]]:
         """Validated, tokenised, truncated rows `(ids, pooled)`, `views` per item (item-major), unpadded.
-        `prompt`: a prompt string put before every text (see the module docstring)."""
+        `prompt` (a string) or `prompt_name` (one of the spec's prompts) is put before every text (see the
+        module docstring); neither: the spec's default prompt, if it names one (`prompt=""`: no prompt)."""
         row = {"compat": self._compat_row, "st": self._st_row}.get(self.spec.mode, self._clean_row)
-        if prompt is not None and not isinstance(prompt, str):
-            raise InputError(f"prompt {prompt!r} must be a string")
+        prompt = self.spec.resolve_prompt(prompt_name, prompt)
         out = []
         for i, (instr, text) in enumerate(check_items(items)):
             text = self._prepare(text)
@@ -279,8 +279,8 @@ class Preprocessor:
                                  f"model's {limit} embedding rows", hint="that special token cannot be embedded; "
                                  "remove its spelling from the text")
 
-    def batch(self, items) -> Batch:
-        return self.pad(self.rows(items))
+    def batch(self, items, prompt: str | None = None, prompt_name: str | None = None) -> Batch:
+        return self.pad(self.rows(items, prompt, prompt_name))
 
     def pad(self, rows: list[tuple[list[int], list[int]]]) -> Batch:
         width = max(len(ids) for ids, _ in rows)

@@ -39,7 +39,7 @@ def torch_encode(built, texts, prompt_name=None, prompt=None, batch=3):
     import torch
 
     pre = built.preprocessor()
-    rows = pre.rows(texts, pre.spec.resolve_prompt(prompt_name, prompt))
+    rows = pre.rows(texts, prompt, prompt_name)
     out = []
     with torch.no_grad():
         for i in range(0, len(rows), batch):
@@ -86,7 +86,9 @@ def test_prompt_exclusion_counts_tokens_as_sentence_transformers_does(tmp_path):
     assert n == len(alone)  # BOS + the prompt's tokens; no trailing special token to drop here
     ids, pooled = pre.rows(["hello world"], "query: ")[0]
     assert pooled == [0] * n + [1] * (len(ids) - n)
-    assert pre.rows(["hello world"])[0][1] == [1] * len(pre.rows(["hello world"])[0][0])  # no prompt: all pooled
+    assert pre.rows(["hello world"], prompt_name="query") == [(ids, pooled)]
+    ids, pooled = pre.rows(["hello world"], "")[0]  # an empty prompt: no prompt, every token pooled
+    assert pooled == [1] * len(ids)
 
 
 def test_attention_comes_from_the_config_and_the_flag_overrides_it(tmp_path):

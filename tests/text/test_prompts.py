@@ -57,3 +57,11 @@ def test_llm2vec_preset_defaults_to_compat_other_presets_to_clean():
         ExportOptions(preset="prompteol", text_mode="compat").check()
     with pytest.raises(InputError, match="--text-mode 'st' is unknown"):
         ExportOptions(text_mode="st").check()
+
+
+def test_every_preprocessor_path_gets_the_default_prompt(tok):
+    """Validation, calibration, the recall gate and the benchmark tokenise through `rows`: they get the
+    artifact's default prompt as `encode` does; `prompt=""` is no prompt, as in sentence-transformers."""
+    pre = Preprocessor(tok, TextSpec(prompts={"query": PROMPT}, default_prompt_name="query"))
+    assert pre.rows(["the fox"]) == pre.rows(["the fox"], PROMPT) == pre.rows(["the fox"], prompt_name="query")
+    assert pre.rows(["the fox"], "") == Preprocessor(tok, TextSpec()).rows(["the fox"])
