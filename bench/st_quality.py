@@ -84,9 +84,12 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--work", default="/tmp/l2v_st_quality")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "st_quality"))
+    p.add_argument("--export-only", action="store_true", help="fill the --work cache and stop")
     a = p.parse_args(argv)
     t0 = time.perf_counter()
     arts = {(m, pr): export(MODELS[m], pr, Path(a.work)) for m in a.models.split(",") for pr in a.presets.split(",")}
+    if a.export_only:
+        return 0
     rows = l2v_rows(list(arts.values()), a)
     table = []
     for (m, pr), art in arts.items():

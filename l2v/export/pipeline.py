@@ -39,7 +39,8 @@ def export_model(model: str | None = None, out=None, *, adapters=(), unmerged_la
     settings become the recipe, docs/st.md), a .gguf file, a hub id already in the local cache, or
     None/`demo` for the embedded SmolLM2. out: the artifact directory (refused if it exists, unless `overwrite`).
     pooling / causal / template / chat_template / text_mode / doc_max_length: the text recipe (default:
-    the `preset`'s, see docs/text.md; llm2vec's text_mode is "compat", reference-exact). dtype: "fp32", or "fp16" to add a validated fp16 graph.
+    the `preset`'s, see docs/text.md; llm2vec's text_mode is "compat", reference-exact).
+    dtype: "fp32", or "fp16" to add a validated fp16 graph.
     max_length: tokens per text (default 512, or the model's context if shorter; more is refused).
     normalize / dim: L2 normalisation and Matryoshka truncation inside the graph. quant / min_recall /
     calib / eval: quantized variants gated on recall (docs/quantization.md). texts: validation texts

@@ -53,7 +53,8 @@ class L2VMtebEncoder(_abs.AbsEncoder):
         m = self.model.manifest
         self.mteb_model_meta = _meta.ModelMeta.create_empty({
             "name": f"l2v/{self.model.root.name}", "revision": self.model.variant, "embed_dim": self.model.dim,
-            "max_tokens": m.max_length, "similarity_fn_name": _meta.ScoringFunction.from_str(self.model.similarity_fn_name),
+            "max_tokens": m.max_length,
+            "similarity_fn_name": _meta.ScoringFunction.from_str(self.model.similarity_fn_name),
             "framework": ["ONNX" if self.model.backend.name == "onnx" else "PyTorch"],
             "use_instructions": bool(self.model_prompts)})
 

@@ -130,6 +130,18 @@ def test_export_of_the_gemma_stack_matches_sentence_transformers(gemma_artifact)
         assert cosines(st.encode(PARITY_TEXTS, prompt="task: clustering | query: "), got).min() >= MIN_COS
 
 
+def test_quantized_variant_of_an_st_artifact(gemma_artifact):
+    """Calibration, the layer ranking and the recall gate run on an artifact with a Dense head (kept fp32)."""
+    import l2v
+
+    folder, out = gemma_artifact
+    enc = l2v.load(out, variant="int8-smooth")
+    gate = enc.manifest.variants["int8-smooth"].gate
+    assert gate["recall@10"] >= 0.5 and gate["min_cosine"] > 0.9
+    ref = oracle(folder).encode(PARITY_TEXTS, prompt_name="query")
+    assert cosines(ref, enc.encode(PARITY_TEXTS, prompt_name="query")).min() >= 0.99
+
+
 def test_the_manifest_records_the_folder(gemma_artifact):
     from l2v.artifact import open_artifact
 
