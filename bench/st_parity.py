@@ -91,7 +91,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
         cells = []
         for v in variants:
             r = next(r for r in rows if r["stack"] == stack and r["variant"] == v)
-            cells.append(f"{r['min_cos']:.6f} / {r['mean_cos']:.6f}")
+            cells.append(f"{r['min_cos']:.7f} / {r['mean_cos']:.7f}")
         out.append(f"| {stack} | " + " | ".join(cells) + " |")
     ops = {r["stack"]: (r["quant_ops"], r["kept_fp32"]) for r in rows if r["variant"] == "int8-smooth"}
     dyn = {r["stack"]: r["quant_ops"] for r in rows if r["variant"] == "int8-dynamic"}
