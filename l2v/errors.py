@@ -35,6 +35,10 @@ class UnsupportedArchitectureError(L2VError):
     """The model's architecture is not one we can make bidirectional."""
 
 
+class UnsupportedModuleError(L2VError):
+    """A sentence-transformers folder holds a module or a setting the export cannot reproduce."""
+
+
 class AdapterError(L2VError):
     """A LoRA adapter does not fit the base model or is malformed."""
 

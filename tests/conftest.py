@@ -3,3 +3,19 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def st_gemma(tmp_path_factory):
+    """(folder, artifact): the EmbeddingGemma-like tiny sentence-transformers folder (tests/st_tiny.py) and
+    its export (+ an int8-smooth variant), shared by the parity and integration tests."""
+    import l2v
+    from st_tiny import STACKS, save_st_folder
+
+    base = tmp_path_factory.mktemp("st_gemma")
+    folder = save_st_folder(base / "st", **STACKS["gemma3-bidir-mean-2dense-norm"])
+    return folder, l2v.export_model(str(folder), base / "art", progress=False,
+                                    quant=["int8-smooth:keep_sensitive=1"])  # calibration and gate with a head

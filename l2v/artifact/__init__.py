@@ -8,9 +8,10 @@ Importing this package imports neither torch nor transformers.
 """
 from l2v.artifact.artifact import Artifact, is_artifact, open_artifact, read_manifest
 from l2v.artifact.manifest import (MANIFEST, SCHEMA_VERSION, AdapterRecord, FileRecord, Graph, Manifest, ModelInfo,
-                                   TokenizerInfo, Variant)
+                                   SentenceTransformersInfo, TokenizerInfo, Variant)
 from l2v.artifact.writer import ArtifactWriter, VariantWriter, check_out_dir, check_variant_name, variant_file
 
 __all__ = ["Artifact", "ArtifactWriter", "AdapterRecord", "FileRecord", "Graph", "MANIFEST", "Manifest", "ModelInfo",
-           "SCHEMA_VERSION", "TokenizerInfo", "Variant", "VariantWriter", "check_out_dir", "check_variant_name",
+           "SCHEMA_VERSION", "SentenceTransformersInfo", "TokenizerInfo", "Variant", "VariantWriter", "check_out_dir",
+           "check_variant_name",
            "is_artifact", "open_artifact", "read_manifest", "variant_file"]

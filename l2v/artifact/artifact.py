@@ -93,7 +93,7 @@ class Artifact:
 
         with self._lock:
             tok = self.tokenizer
-        return Preprocessor(tok, self.manifest.text_spec(max_length))
+        return Preprocessor(tok, self.manifest.text_spec(max_length), self.manifest.tokenizer.embedding_rows)
 
 
 def open_artifact(path, verify: bool = False) -> Artifact:

@@ -61,6 +61,7 @@ class Graph:
     output: str = "sentence_embedding"
     opset: int = 18
     dynamic_axes: dict = field(default_factory=lambda: {"0": "batch", "1": "sequence"})
+    head: list[dict] = field(default_factory=list)  # layers after pooling (l2v.model.head specs), in order
 
 
 @dataclass
@@ -78,6 +79,7 @@ class TokenizerInfo:
     pad_token_source: str | None = None
     bos_token: str | None = None
     eos_token: str | None = None
+    embedding_rows: int | None = None  # the model's input embedding rows: ids at or beyond are refused
 
 
 @dataclass
@@ -90,6 +92,23 @@ class AdapterRecord:
     lora_alpha: float | None = None
     target_modules: list | str | None = None
     base_model_name_or_path: str | None = None
+
+
+@dataclass
+class SentenceTransformersInfo:
+    """What a sentence-transformers folder says about using its vectors (config_sentence_transformers.json and
+    the Pooling module), kept for encode and for the integrations. Names as sentence-transformers spells them."""
+    prompts: dict[str, str] = field(default_factory=dict)  # name -> text put before the input
+    default_prompt_name: str | None = None
+    include_prompt: bool = True  # Pooling: the prompt's tokens are pooled
+    similarity_fn_name: str | None = None  # cosine | dot | euclidean | manhattan
+    truncate_dim: int | None = None  # as the folder set it (the graph's dim is what the artifact computes)
+    pooling_mode: str | None = None  # the Pooling mode as sentence-transformers names it
+    modules: list[dict] = field(default_factory=list)  # modules.json: [{type, path}], in order
+    version: str | None = None  # the sentence-transformers version that saved the folder
+
+
+PROMPT_KEYS = ("prompts", "default_prompt_name", "include_prompt")  # TextSpec fields read from the ST info
 
 
 @dataclass
@@ -107,6 +126,7 @@ class Manifest:
     versions: dict = field(default_factory=dict)
     created: str | None = None
     timings: dict = field(default_factory=dict)
+    sentence_transformers: SentenceTransformersInfo | None = None  # only for sentence-transformers sources
     schema_version: int = SCHEMA_VERSION
     format: str = FORMAT
 
@@ -123,7 +143,9 @@ class Manifest:
         """The `TextSpec` that turns text into this artifact's graph inputs (optionally truncating shorter)."""
         from l2v.text import TextSpec
 
-        spec = TextSpec.from_dict({**self.text, "pooling": self.graph.pooling})
+        st = self.sentence_transformers
+        prompts = {k: getattr(st, k) for k in PROMPT_KEYS} if st is not None else {}
+        spec = TextSpec.from_dict({**self.text, "pooling": self.graph.pooling, **prompts})
         if max_length is not None and max_length < spec.max_length:
             spec = dataclasses.replace(spec, max_length=max_length)
         return spec
@@ -142,7 +164,7 @@ class Manifest:
     # ------------------------------------------------------------------ JSON
     def to_json(self) -> dict:
         out = _dump(self)
-        out["text"] = {k: v for k, v in out["text"].items() if k != "pooling"}
+        out["text"] = {k: v for k, v in out["text"].items() if k != "pooling" and k not in PROMPT_KEYS}
         head = {k: out.pop(k) for k in ("schema_version", "format")}
         return {**head, **out}
 

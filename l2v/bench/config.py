@@ -55,6 +55,7 @@ class BenchConfig:
     seed: int = 0
     progress: bool = True
     command: str = ""
+    prompt_name: str | None = None  # a named prompt of the artifact for the quality/fidelity texts (ST models)
 
     @classmethod
     def quick_defaults(cls, **overrides) -> "BenchConfig":

@@ -1,8 +1,9 @@
 """Everything the harness times, behind one shape: a `Runner` wraps a backend (`run(batch) -> [B, D]`).
 
 hf:    the Hugging Face baseline: `AutoModel` from the artifact's torch weights (+ the adapter kept
-       unmerged, if any), SDPA, made bidirectional by a padding-only 4-D boolean mask, positions from the
-       mask, the artifact's pooling (fp32 on CPU, bf16 on CUDA). Written independently of
+       unmerged, if any), SDPA, made bidirectional by a padding-only 4-D boolean mask (causal artifacts:
+       padding and causal), positions from the mask, the artifact's pooling and head (Dense layers of a
+       sentence-transformers model) (fp32 on CPU, bf16 on CUDA). Written independently of
        `l2v.model.encoder`, so it also checks it.
 torch: the torch backend, engine padded; packed: engine packed (CUDA only here).
 ort:   the onnx backend (ONNX Runtime), one runner per ONNX variant in the manifest. (`ort` is this
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from l2v.errors import ArtifactError, OptionalDependencyError
+from l2v.errors import OptionalDependencyError
 from l2v.runtime.backend import Backend, RunOptions, open_backend
 from l2v.text.batch import Batch
 
@@ -68,9 +69,10 @@ def model_config(artifact) -> dict | None:
 class HFBaseline(Backend):
     name = "hf"
 
-    def __init__(self, model, device: str, dim: int, mode: str, norm: bool, precision: str):
+    def __init__(self, model, device: str, dim: int, mode: str, norm: bool, precision: str, causal: bool = False,
+                 head=None):
         self.model, self.device, self.dim, self.mode, self.norm = model, device, dim, mode, norm
-        self.precision = precision
+        self.precision, self.causal, self.head = precision, causal, head
 
     @classmethod
     def open(cls, artifact, variant=None, options: RunOptions | None = None, root=None) -> "HFBaseline":
@@ -78,14 +80,16 @@ class HFBaseline(Backend):
 
         from l2v.runtime.torch import load_weights
 
+        from l2v.runtime.torch import load_head
+
         g = artifact.manifest.graph
-        if g.attention == "causal":
-            raise ArtifactError("the baseline is the bidirectional model; this artifact is causal")
         device = (options or RunOptions()).device
         precision = "bf16" if device.startswith("cuda") else "fp32"
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         model = load_weights(artifact, dtype, "the Hugging Face baseline", attn_implementation="sdpa").to(device)
-        return cls(model, device, int(g.dim), g.pooling, bool(g.normalize), precision)
+        head = load_head(artifact)
+        return cls(model, device, int(g.dim), g.pooling, bool(g.normalize), precision, g.attention == "causal",
+                   head.to(device) if head is not None else None)
 
     def run(self, batch: Batch) -> np.ndarray:
         import torch
@@ -98,9 +102,14 @@ class HFBaseline(Backend):
             pm = torch.from_numpy(batch.pooling_mask).to(self.device)
             seq = ids.shape[1]
             mask = am.bool()[:, None, None, :].expand(-1, 1, seq, -1)  # every query sees every real key
+            if self.causal:
+                mask = mask & torch.ones(seq, seq, dtype=torch.bool, device=self.device).tril()
             pos = (am.cumsum(-1) - 1).clamp(min=0)
             hidden = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).last_hidden_state
-            emb = pool(hidden, am, pm, self.mode)[:, :self.dim].float()
+            emb = pool(hidden, am, pm, self.mode)
+            if self.head is not None:
+                emb = self.head(emb.float())
+            emb = emb[:, :self.dim].float()
             return (normalize(emb) if self.norm else emb).cpu().numpy()
 
     def close(self) -> None:

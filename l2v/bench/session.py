@@ -39,7 +39,7 @@ class ArtifactBench:
         self.artifact = open_artifact(root)
         self.cfg = runners.model_config(self.artifact)
         self.pre = self.artifact.preprocessor(config.eval_max_length)
-        self.tokenized = {c.name: self.pre.rows(c.texts) for c in evalsets}
+        self.tokenized = {c.name: self.pre.rows(c.texts, prompt_name=config.prompt_name) for c in evalsets}
         self.vocab = len(self.pre.tokenizer)
         self.dim = int(self.artifact.manifest.graph.dim)
         self.embeddings: dict[str, dict] = {}

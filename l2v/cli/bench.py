@@ -37,6 +37,9 @@ def parser() -> argparse.ArgumentParser:
                    "memory; ratios then also carry any drift in machine load)")
     p.add_argument("--full-quality", action="store_true", help="score task quality for every fp32 variant "
                    "too, not only for the reference and the lower-precision variants")
+    p.add_argument("--prompt-name", default=None, metavar="NAME", help="embed the quality and fidelity texts with "
+                   "this named prompt of the artifact (sentence-transformers models; default: the artifact's default "
+                   "prompt, if any)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
@@ -59,7 +62,7 @@ def main(argv=None) -> int:
             cell_budget_s=args.cell_budget_s, full_quality=args.full_quality or None,
             sequential=args.sequential or None,
             eval_texts=args.eval_texts, eval_max_length=args.eval_max_length,
-            progress=not args.quiet, command="l2v-bench " + shlex.join(shown),
+            progress=not args.quiet, command="l2v-bench " + shlex.join(shown), prompt_name=args.prompt_name,
         )
         if args.quick:
             config = BenchConfig.quick_defaults(**opts)

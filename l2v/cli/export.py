@@ -10,8 +10,8 @@ from l2v.cli.common import run_main
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="l2v-export", description="Export a decoder LLM (+ LLM2Vec adapters) "
                                 "to a validated bidirectional ONNX embedding artifact.")
-    p.add_argument("model", nargs="?", help="local HF directory, .gguf file, or cached hub id "
-                   "(default: the embedded SmolLM2-135M-Instruct)")
+    p.add_argument("model", nargs="?", help="local HF directory, sentence-transformers folder (modules.json), "
+                   ".gguf file, or cached hub id (default: the embedded SmolLM2-135M-Instruct)")
     p.add_argument("--demo", action="store_true", help="use the embedded default model")
     p.add_argument("--adapter", action="append", default=[], metavar="DIR",
                    help="LoRA adapter directory to merge, in order (repeatable: MNTP, then SimCSE/supervised)")
@@ -27,8 +27,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--chat-template", default="auto",
                    choices=["auto", "none", "llama3", "mistral", "llama2", "gemma", "qwen2"],
                    help="chat wrapping as llm2vec 0.2.3 (auto: from the model's / adapters' base name)")
-    p.add_argument("--text-mode", default="clean", choices=["clean", "compat"],
-                   help="compat: llm2vec 0.2.3 bug-for-bug pre-processing (llm2vec preset only)")
+    p.add_argument("--text-mode", default=None, choices=["clean", "compat"],
+                   help="compat: llm2vec 0.2.3 bug-for-bug pre-processing, the llm2vec preset's default; clean: "
+                   "fixes its inference-time bugs (docs/text.md), the other presets' default")
     p.add_argument("--doc-max-length", type=int, default=-1, metavar="N",
                    help="word-level truncation of the text to N tokens (llm2vec: 400; 0 turns it off)")
     p.add_argument("--pooling", default=None, help="default: the preset's",
@@ -37,7 +38,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=None,
                    help="tokens per text, longer texts are truncated (default 512, or the model's context if shorter)")
     p.add_argument("--normalize", action="store_true", help="L2-normalise inside the graph")
-    p.add_argument("--dim", type=int, default=None, help="Matryoshka: keep the first D dimensions")
+    p.add_argument("--dim", type=int, default=None, help="Matryoshka: keep the first D dimensions "
+                   "(a sentence-transformers folder's truncate_dim otherwise)")
     p.add_argument("--causal", action=argparse.BooleanOptionalAction, default=None,
                    help="keep the causal mask (default: the preset's; --no-causal forces bidirectional)")
     p.add_argument("--opset", type=int, default=18)

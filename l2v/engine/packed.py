@@ -99,7 +99,7 @@ class PackedEncoder(nn.Module):
 
     def __init__(self, model: nn.Module, pooling: str = "mean", normalize: bool = False,
                  attention: str = "bidirectional", attn_impl: str = "torch", dim: int | None = None,
-                 token_bucket: int | None = None, compile=None):
+                 token_bucket: int | None = None, compile=None, head: nn.Module | None = None):
         super().__init__()
         base = _base_model(model)
         cfg = base.config
@@ -112,9 +112,11 @@ class PackedEncoder(nn.Module):
         self.attn_impl = attn_impl
         self._attn = get_attention(attn_impl)
         hidden = cfg.hidden_size
-        if dim is not None and not 0 < dim <= hidden:
-            raise InputError(f"dim={dim} is out of range", hint=f"use 1..{hidden} (the hidden size)")
-        self.dim = dim or hidden
+        self.head = head  # l2v.model.head.DenseHead (fp32) on the pooled vector, or None
+        width = head.out_features if head is not None else hidden
+        if dim is not None and not 0 < dim <= width:
+            raise InputError(f"dim={dim} is out of range", hint=f"use 1..{width} (the embedding size)")
+        self.dim = dim or width
         if token_bucket is not None and token_bucket <= 0:
             raise InputError(f"token_bucket must be positive, got {token_bucket}")
         self.token_bucket = token_bucket
@@ -201,7 +203,10 @@ class PackedEncoder(nn.Module):
                 flat, cu, max_seqlen, n_real = pad_to_bucket(flat, cu, max_seqlen, self.token_bucket, self.pad_id)
                 pmask = torch.cat([pmask, pmask.new_zeros(flat.numel() - pmask.numel())])
             hidden = self.hidden_states(flat, cu, max_seqlen)
-            emb = packed_pool(hidden, cu, pmask, self.pooling, n_seqs=n_real)[:, : self.dim].float()
+            emb = packed_pool(hidden, cu, pmask, self.pooling, n_seqs=n_real)
+            if self.head is not None:
+                emb = self.head(emb.float())
+            emb = emb[:, : self.dim].float()
             if self.normalize:
                 emb = emb / emb.norm(dim=-1, keepdim=True).clamp(min=1e-12)
             return emb

@@ -22,7 +22,7 @@ class ExportOptions:
     preset: str | None = None  # llm2vec (default), e5, prompteol, pcot, ke, metaeol
     template: str | None = None  # overrides the preset's template ({text}, optional {instruction})
     chat_template: str = "auto"
-    text_mode: str = "clean"  # or "compat": llm2vec 0.2.3 bug-for-bug (docs/text.md)
+    text_mode: str | None = None  # None: the preset's (llm2vec: "compat", bug-for-bug llm2vec 0.2.3; else "clean")
     doc_max_length: int | None = -1  # -1: the preset's; 0/None: off
     overwrite: bool = False
     opset: int = 18
@@ -37,14 +37,19 @@ class ExportOptions:
     calib: str | None = None
     eval: str | None = None
     quant_plan: object = field(default=None, repr=False)  # set by check(): the checked QuantPlan
+    st: object = field(default=None, repr=False)  # l2v.model.st.STModel when MODEL is a sentence-transformers folder
 
     def check(self) -> "ExportOptions":
         """Every option on its own and in combination; the adapters' configs; the quantization plan
         (its text files read). Raises `InputError`/`AdapterError` naming the bad value."""
-        from l2v.text.presets import resolve_export
+        from l2v.text.presets import default_text_mode, resolve_export
 
-        self.preset, self.pooling, self.causal = resolve_export(
-            self.preset, self.pooling, self.causal, self.template, self.chat_template, self.text_mode)
+        if self.st is not None:
+            self._check_st()
+        else:
+            self.preset, self.pooling, self.causal = resolve_export(
+                self.preset, self.pooling, self.causal, self.template, self.chat_template, self.text_mode)
+            self.text_mode = default_text_mode(self.preset, self.text_mode)
         if self.dtype not in DTYPE_CHOICES:
             raise InputError(f"--dtype {self.dtype!r} is not supported", hint=f"use one of {', '.join(DTYPE_CHOICES)}")
         if self.max_length is not None:
@@ -67,6 +72,24 @@ class ExportOptions:
         elif self.calib is not None or self.eval is not None:
             raise InputError("--calib/--eval without --quant are not used", hint="add --quant METHOD, or drop them")
         return self
+
+    def _check_st(self) -> None:
+        """A sentence-transformers folder brings its own recipe (modules.json): the flags that would replace
+        parts of it are refused; --causal/--no-causal, --normalize, --dim and --max-length apply."""
+        from l2v.text.presets import ST_PRESET
+
+        given = {"--preset": self.preset, "--template": self.template, "--pooling": self.pooling,
+                 "--text-mode": self.text_mode, "--chat-template": None if self.chat_template == "auto" else 1,
+                 "--doc-max-length": None if self.doc_max_length == -1 else 1}
+        for flag, value in given.items():
+            if value is not None:
+                raise InputError(f"{flag} does not apply to a sentence-transformers folder: its modules.json sets "
+                                 "the pooling and the text recipe", hint=f"drop {flag}, or export the folder's "
+                                 f"Transformer directory ({self.st.transformer_dir}) as a plain model")
+        self.preset, self.pooling, self.text_mode = ST_PRESET, self.st.pooling, "st"
+        self.normalize = bool(self.normalize or self.st.normalize)
+        if self.dim is None:
+            self.dim = self.st.truncate_dim
 
     def _check_opset(self) -> None:
         from l2v.export.spec import MIN_OPSET

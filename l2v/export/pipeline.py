@@ -28,17 +28,19 @@ def export_model(model: str | None = None, out=None, *, adapters=(), unmerged_la
                  pooling: str | None = None, dtype: str = "fp32", max_length: int | None = None,
                  normalize: bool = False,
                  dim: int | None = None, causal: bool | None = None, preset: str | None = None,
-                 template: str | None = None, chat_template: str = "auto", text_mode: str = "clean",
+                 template: str | None = None, chat_template: str = "auto", text_mode: str | None = None,
                  doc_max_length: int | None = -1, overwrite: bool = False, opset: int = 18,
                  torch_weights: bool = True, tokenizer: str | None = None, texts: list[str] | None = None,
                  demo: bool = False, progress: bool = True, verbose: bool = False, quant=(),
                  min_recall: float | None = None, calib=None, eval=None) -> Path:
     """Export MODEL (+ LoRA `adapters`, merged in order) and validate it; returns the artifact path.
 
-    model: a local HF directory, a .gguf file, a hub id already in the local cache, or None/`demo` for the
-    embedded SmolLM2. out: the artifact directory (refused if it exists, unless `overwrite`).
+    model: a local HF directory, a sentence-transformers folder (modules.json: its modules, prompts and
+    settings become the recipe, docs/st.md), a .gguf file, a hub id already in the local cache, or
+    None/`demo` for the embedded SmolLM2. out: the artifact directory (refused if it exists, unless `overwrite`).
     pooling / causal / template / chat_template / text_mode / doc_max_length: the text recipe (default:
-    the `preset`'s, see docs/text.md). dtype: "fp32", or "fp16" to add a validated fp16 graph.
+    the `preset`'s, see docs/text.md; llm2vec's text_mode is "compat", reference-exact).
+    dtype: "fp32", or "fp16" to add a validated fp16 graph.
     max_length: tokens per text (default 512, or the model's context if shorter; more is refused).
     normalize / dim: L2 normalisation and Matryoshka truncation inside the graph. quant / min_recall /
     calib / eval: quantized variants gated on recall (docs/quantization.md). texts: validation texts
@@ -66,10 +68,11 @@ def _export(model, out, opts: ExportOptions) -> Path:
     from l2v.export.build import build_encoder
     from l2v.export.spec import OnnxExportSpec
     from l2v.export.write import build_manifest, torch_reference, validation_batches, write_onnx, write_torch
-    from l2v.model.source import resolve_model
+    from l2v.model.source import probe_st, resolve_model
 
     if out is None:
         raise InputError("--out is required", hint="name the artifact directory to create")
+    opts.st = probe_st(model, opts.demo)
     opts.check()
     out = Path(out)
     check_out_dir(out, opts.overwrite)
@@ -91,7 +94,7 @@ def _export(model, out, opts: ExportOptions) -> Path:
         built.tokenizer.save_pretrained(str(writer.tmp))
         if opts.torch_weights:
             unmerged = built.adapters[-1].path if built.applied and built.applied[-1] == "unmerged" else None
-            variants["torch"] = write_torch(built.backbone, writer.tmp, unmerged)
+            variants["torch"] = write_torch(built.backbone, writer.tmp, unmerged, getattr(built.encoder, "head", None))
         manifest = build_manifest(built, opts, spec, variants, opts.dtype,
                                   {"export_seconds_total": round(time.perf_counter() - t0, 1)})
         writer.write_manifest(manifest)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from l2v.artifact import AdapterRecord, FileRecord, Graph, Manifest, ModelInfo, TokenizerInfo, Variant
+from l2v.artifact import (AdapterRecord, FileRecord, Graph, Manifest, ModelInfo, SentenceTransformersInfo,
+                          TokenizerInfo, Variant)
 
 TORCH_DIR = "torch"
 
@@ -50,10 +51,11 @@ def write_onnx(built, tmp: Path, spec, dtype: str, reference, batches, n_texts: 
     return variants
 
 
-def write_torch(backbone, tmp: Path, unmerged_adapter: str | None = None) -> Variant:
+def write_torch(backbone, tmp: Path, unmerged_adapter: str | None = None, head=None) -> Variant:
     """The `torch` variant: plain safetensors + config for `backend="torch"` (a GGUF source is dequantised
     on load, so its quantization_config is dropped). With an adapter kept unmerged, the weights are the
-    base without it and its files are copied to torch/adapter/, applied again at load."""
+    base without it and its files are copied to torch/adapter/, applied again at load. A head (Dense
+    layers) is stored as torch/head.safetensors (its layout is the manifest's graph.head)."""
     import shutil
 
     from safetensors.torch import save_file
@@ -70,6 +72,11 @@ def write_torch(backbone, tmp: Path, unmerged_adapter: str | None = None) -> Var
     (out / "config.json").write_text(json.dumps(cfg, indent=2))
     files = [f"{TORCH_DIR}/model.safetensors", f"{TORCH_DIR}/config.json"]
     facts = {}
+    if head is not None:
+        from l2v.model.head import WEIGHTS, save_head
+
+        save_head(head, out / WEIGHTS)
+        files.append(f"{TORCH_DIR}/{WEIGHTS}")
     if unmerged_adapter is not None:
         (out / ADAPTER_SUBDIR).mkdir()
         for name in (CONFIG, WEIGHTS):
@@ -88,7 +95,22 @@ def source_record(source) -> dict:
         rec["sha256"] = sha256_file(target)
     else:
         rec["sha256"] = {p.name: sha256_file(p) for p in sorted(Path(source.path).glob("*.safetensors"))}
+    if source.st_root is not None:  # the Dense heads' weights too, keyed by their path in the folder
+        from l2v.model.st import read_st_folder, weight_files
+
+        root = Path(source.st_root)
+        rec["st_root"] = str(root)
+        rec["sha256"].update({str(p.relative_to(root)): sha256_file(p) for p in weight_files(read_st_folder(root))})
     return rec
+
+
+def st_info(st) -> SentenceTransformersInfo | None:
+    if st is None:
+        return None
+    return SentenceTransformersInfo(
+        prompts={"query": "", "document": "", **st.prompts}, default_prompt_name=st.default_prompt_name,
+        include_prompt=st.include_prompt, similarity_fn_name=st.similarity_fn_name, truncate_dim=st.truncate_dim,
+        pooling_mode=st.pooling_st, modules=[dict(m) for m in st.modules], version=st.version)
 
 
 def build_manifest(built, opts, spec, variants: dict, default: str, timings: dict) -> Manifest:
@@ -101,12 +123,14 @@ def build_manifest(built, opts, spec, variants: dict, default: str, timings: dic
         model=ModelInfo(cfg.model_type, cfg.hidden_size, cfg.num_hidden_layers),
         graph=Graph(attention="causal" if opts.causal else "bidirectional", pooling=opts.pooling,
                     normalize=opts.normalize, dim=built.encoder.dim, inputs=list(spec.inputs), output=spec.output,
-                    opset=spec.opset, dynamic_axes={"0": spec.batch_axis, "1": spec.sequence_axis}),
+                    opset=spec.opset, dynamic_axes={"0": spec.batch_axis, "1": spec.sequence_axis},
+                    head=built.encoder.head_specs()),
         preset=opts.preset,
         tokenizer=TokenizerInfo(pad_token=tok.pad_token, pad_token_id=tok.pad_token_id,
                                 padding_side=built.text_spec.padding_side, pad_token_source=built.pad_token_source,
-                                bos_token=tok.bos_token, eos_token=tok.eos_token),
+                                bos_token=tok.bos_token, eos_token=tok.eos_token, embedding_rows=built.vocab_rows),
         text={k: v for k, v in built.text_spec.to_dict().items() if k != "pooling"},
+        sentence_transformers=st_info(built.st),
         variants=variants, default_variant=default, versions=versions(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"), timings=timings,
     )

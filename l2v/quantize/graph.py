@@ -77,13 +77,20 @@ def initializers(model) -> dict:
     return {i.name: i for i in model.graph.initializer}
 
 
+HEAD_SCOPE = "head."  # l2v.model.head: the Dense layers after pooling, kept in fp32 (see linear_matmuls)
+
+
 def linear_matmuls(model) -> list[tuple]:
-    """[(node, module_name)] for every MatMul whose B is a 2-D initializer (the projections)."""
+    """[(node, module_name)] for every MatMul whose B is a 2-D initializer (the projections), except the
+    head's (sentence-transformers Dense layers after pooling): they read one pooled vector per text, so
+    there are no per-token activation statistics for them, and they are a small share of the weights."""
     inits = initializers(model)
     out = []
     for n in model.graph.node:
         if n.op_type == "MatMul" and n.input[1] in inits and len(inits[n.input[1]].dims) == 2:
-            out.append((n, module_name(n)))
+            name = module_name(n)
+            if not name.startswith(HEAD_SCOPE):
+                out.append((n, name))
     return out
 
 

@@ -38,16 +38,25 @@ class Encoder:
                 f"dim={self.dim}, variant={self.variant}, backend={self.backend.name})")
 
     def run(self, batch) -> np.ndarray:
-        """One forward pass on a ready-made `Batch` (no tokenisation): for benchmarks and tests."""
-        return np.asarray(self.backend.run(Batch.of(batch)), dtype=np.float32)
+        """One forward pass on a ready-made `Batch` (no tokenisation): for benchmarks and tests. Token ids
+        beyond the model's embedding rows are an `InputError`, never an index error inside the graph."""
+        batch = Batch.of(batch)
+        rows = self.manifest.tokenizer.embedding_rows
+        if rows is not None and batch.input_ids.size and (batch.input_ids.max() >= rows or batch.input_ids.min() < 0):
+            bad = int(batch.input_ids[(batch.input_ids >= rows) | (batch.input_ids < 0)][0])
+            raise InputError(f"token id {bad} is beyond the model's {rows} embedding rows",
+                             hint="the batch holds an id this model cannot embed")
+        return np.asarray(self.backend.run(batch), dtype=np.float32)
 
     def run_arrays(self, input_ids, attention_mask, pooling_mask) -> np.ndarray:
         return self.run(Batch(input_ids, attention_mask, pooling_mask))
 
-    def rows(self, items) -> list[tuple[list[int], list[int]]]:
-        """Validated, tokenised rows `(ids, pooled)` of `items` (`views` rows per item), thread-safe."""
+    def rows(self, items, prompt: str | None = None,
+             prompt_name: str | None = None) -> list[tuple[list[int], list[int]]]:
+        """Validated, tokenised rows `(ids, pooled)` of `items` (`views` rows per item), thread-safe;
+        `prompt` / `prompt_name` as in `encode`."""
         with self._tok_lock:
-            return self.preprocessor.rows(items)
+            return self.preprocessor.rows(items, prompt, prompt_name)
 
     def embed_rows(self, rows, batch_size: int = 32, max_batch_tokens: int | None = None,
                    progress=None) -> np.ndarray:
@@ -73,10 +82,27 @@ class Encoder:
                 vectors = l2_normalize(vectors).astype(np.float32)
         return l2_normalize(vectors).astype(np.float32) if normalize and not in_graph else vectors
 
+    @property
+    def prompts(self) -> dict[str, str]:
+        """The named prompts `encode(prompt_name=...)` accepts (sentence-transformers artifacts)."""
+        return dict(self.preprocessor.spec.prompts)
+
+    @property
+    def similarity_fn_name(self) -> str:
+        """How the vectors are meant to be compared: the sentence-transformers folder's
+        `similarity_fn_name`, else "cosine"."""
+        st = self.manifest.sentence_transformers
+        return (st.similarity_fn_name if st is not None else None) or "cosine"
+
     def encode(self, texts, batch_size: int = 32, normalize: bool | None = None,
-               show_progress_bar: bool = False) -> np.ndarray:
+               show_progress_bar: bool = False, prompt_name: str | None = None,
+               prompt: str | None = None) -> np.ndarray:
         """Embed `texts` (a str, or a list of str and `(instruction, text)` pairs) the way the artifact was
-        built to (its manifest's text spec): sorted by length into batches, returned in input order."""
+        built to (its manifest's text spec): sorted by length into batches, returned in input order.
+
+        prompt_name / prompt: as sentence-transformers' `encode`: `prompt` (a string) is put before every
+        text; `prompt_name` picks one of `self.prompts`; neither: the artifact's default prompt, if any.
+        The prompt's tokens are pooled unless the model excludes them (`include_prompt: false`)."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size {batch_size!r} must be a positive integer")
         if normalize is not None and not isinstance(normalize, bool):
@@ -84,7 +110,7 @@ class Encoder:
         if normalize is False and self.manifest.graph.normalize:
             raise InputError("normalize=False, but this artifact normalises inside its graph",
                              hint="re-export without --normalize to get raw vectors")
-        rows = self.rows(texts)
+        rows = self.rows(texts, prompt, prompt_name)
         bar = None
         if show_progress_bar:
             from tqdm.auto import tqdm

@@ -55,15 +55,28 @@ def load_weights(artifact, dtype, needed_by: str | None = None, **kwargs):
     return model
 
 
+def load_head(artifact, dtype=None):
+    """The head after pooling (graph.head: sentence-transformers Dense layers) from torch/head.safetensors,
+    or None when the graph has none."""
+    g = artifact.manifest.graph
+    if not g.head:
+        return None
+    from l2v.model.head import WEIGHTS, load_head as load
+
+    variant = torch_variant(artifact)
+    return load(g.head, torch_dir(artifact, variant) / WEIGHTS, dtype).eval()
+
+
 def load_encoder(artifact, dtype=None, needed_by: str | None = None):
-    """The artifact's `EmbeddingModel` in PyTorch: its weights, pooling, normalisation, attention and dim."""
+    """The artifact's `EmbeddingModel` in PyTorch: its weights, pooling, head, normalisation, attention and dim."""
     import torch
 
     from l2v.model.encoder import EmbeddingModel
 
     g = artifact.manifest.graph
     backbone = load_weights(artifact, dtype or torch.float32, needed_by)
-    return EmbeddingModel(backbone, g.pooling, g.normalize, g.attention == "causal", g.dim).eval()
+    return EmbeddingModel(backbone, g.pooling, g.normalize, g.attention == "causal", g.dim,
+                          load_head(artifact)).eval()
 
 
 class TorchBackend(Backend):
@@ -115,8 +128,10 @@ class PackedBackend(TorchBackend):
         cuda = options.device == "cuda"
         g = artifact.manifest.graph
         backbone = load_weights(artifact, torch.bfloat16 if cuda else torch.float32).to(options.device)
+        head = load_head(artifact)
         model = PackedEncoder(backbone, pooling=g.pooling, normalize=g.normalize, attention=g.attention,
-                              attn_impl="triton" if cuda else "torch", dim=g.dim)
+                              attn_impl="triton" if cuda else "torch", dim=g.dim,
+                              head=head.to(options.device) if head is not None else None)
         return cls(model, options.device, "bf16" if cuda else "fp32")
 
     def run(self, batch: Batch) -> np.ndarray:

@@ -4,7 +4,14 @@ An item is a string or an `(instruction, text)` pair. Each item is rendered thro
 the `TextSpec` (one row per template; MetaEOL has several) and the tokens of the text, plus whatever
 the template puts after it (chat suffix, appended eos), are pooled; the instruction, the template's
 prefix and BOS are attended to but never pooled. The `clean` mode finds the pooled span from
-character offsets; the `compat` mode reproduces llm2vec 0.2.3 token for token (docs/text.md).
+character offsets; the `compat` mode reproduces llm2vec 0.2.3 token for token; the `st` mode reproduces
+sentence-transformers (prompt + text tokenised together, every token pooled except, with
+`include_prompt=False`, the first n where n is the prompt's own token count) (docs/text.md, docs/st.md).
+
+A prompt (`rows(items, prompt=...)` or `prompt_name=...`, resolved by `TextSpec.resolve_prompt`, which
+applies the spec's default prompt when neither is given) is put right before the text: in `clean` mode after the template's head and instruction, its tokens pooled unless
+`include_prompt` is False; in `compat` mode it becomes part of the document (pooled, as llm2vec pools
+the whole document); in `st` mode as sentence-transformers does.
 """
 from __future__ import annotations
 
@@ -79,11 +86,17 @@ def eol_normalize(s: str) -> str:
 
 
 class Preprocessor:
-    """Render, tokenise, truncate to `max_length`, pad on `padding_side`, and mark the pooled tokens."""
+    """Render, tokenise, truncate to `max_length`, pad on `padding_side`, and mark the pooled tokens.
 
-    def __init__(self, tokenizer, spec: TextSpec | None = None):
+    `vocab_rows`: the model's embedding rows; a text that tokenises to an id at or beyond them (an added
+    special token spelled out in the text, e.g. Gemma 3's `<image_soft_token>`) is an `InputError` here
+    rather than an index error inside the graph."""
+
+    def __init__(self, tokenizer, spec: TextSpec | None = None, vocab_rows: int | None = None):
         self.tokenizer = tokenizer
         self.spec = spec or TextSpec()
+        self.vocab_rows = vocab_rows
+        self._prompt_lengths: dict[str, int] = {}
         if tokenizer.pad_token_id is None:
             raise InputError("the tokenizer has no pad token", hint="the artifact's tokenizer must define one")
         eos = tokenizer.eos_token_id
@@ -141,13 +154,19 @@ class Preprocessor:
         return self.spec.instruction_format.replace("{instruction}", instr.strip())
 
     # ---------------------------------------------------------------- clean: spans from offsets
-    def _clean_row(self, i: int, instr: str | None, text: str, template: str) -> tuple[list[int], list[int]]:
+    def _clean_row(self, i: int, instr: str | None, text: str, template: str,
+                   prompt: str | None = None) -> tuple[list[int], list[int]]:
         spec, tok = self.spec, self.tokenizer
         if spec.strip_text:
             text = text.rstrip()
         head, tail = template.split("{text}")
         rendered = self._instruction(i, instr, template, bool(instr and instr.strip()))
         head = head.replace("{instruction}", rendered)
+        if prompt:  # before the text; pooled with it unless include_prompt is False
+            if spec.include_prompt:
+                text = prompt + text
+            else:
+                head = head + prompt
         start, stop = len(head), len(head) + len(text)
         plain = not head and not tail
         if not plain and not getattr(tok, "is_fast", True):
@@ -183,8 +202,10 @@ class Preprocessor:
         return ids, pooled
 
     # ---------------------------------------------------------------- compat: llm2vec 0.2.3 verbatim
-    def _compat_row(self, i: int, instr: str | None, text: str, template: str) -> tuple[list[int], list[int]]:
+    def _compat_row(self, i: int, instr: str | None, text: str, template: str,
+                    prompt: str | None = None) -> tuple[list[int], list[int]]:
         spec, tok = self.spec, self.tokenizer
+        text = (prompt or "") + text  # a prompt is part of the document, which llm2vec pools whole
         head, tail = template.split("{text}")
         pre, mid = head.split("{instruction}") if "{instruction}" in head else (head, "")
         # llm2vec.py L300-304: f"{instruction.strip()} {SEP}{text}" if instruction else f"{SEP}{text}"
@@ -202,18 +223,64 @@ class Preprocessor:
             return ids, [0 if spec.pooling == "weighted_mean" else 1] * len(ids)
         return ids, [0] * (len(ids) - n) + [1] * n
 
+    # ---------------------------------------------------------------- st: sentence-transformers verbatim
+    def prompt_length(self, prompt: str) -> int:
+        """sentence-transformers `Transformer._get_prompt_length`: the prompt tokenised alone (special
+        tokens added, truncated like a text), minus one when its last token is a special token (an eos
+        the tokenizer appends)."""
+        if prompt not in self._prompt_lengths:
+            tok = self.tokenizer
+            ids = tok(prompt, add_special_tokens=self.spec.add_special_tokens, truncation=True,
+                      max_length=self.spec.max_length)["input_ids"]
+            n = len(ids) - int(bool(ids) and ids[-1] in set(tok.all_special_ids))
+            self._prompt_lengths[prompt] = n
+        return self._prompt_lengths[prompt]
+
+    def _st_row(self, i: int, instr: str | None, text: str, template: str,
+                prompt: str | None = None) -> tuple[list[int], list[int]]:
+        """`prompt + text` tokenised as one string with truncation to max_length (base/modules/transformer.py
+        `preprocess`); pooled: every token, or with include_prompt False every token after the first
+        `prompt_length(prompt)` (sentence_transformer/modules/pooling.py `_exclude_prompt_from_mask`: a
+        count of tokens, not a character span). An empty row gets the eos token, so its vector is defined."""
+        if instr is not None:
+            raise InputError(f"item {i} is an (instruction, text) pair; this sentence-transformers artifact takes "
+                             "plain texts", hint="pass the instruction as prompt=... (or a prompt_name)")
+        full = template.replace("{text}", (prompt or "") + text)
+        ids = list(self.tokenizer(full, add_special_tokens=self.spec.add_special_tokens, truncation=True,
+                                  max_length=self.spec.max_length)["input_ids"])
+        if not ids:
+            return [self.eos_id], [1]
+        skip = min(self.prompt_length(prompt), len(ids)) if prompt and not self.spec.include_prompt else 0
+        return ids, [0] * skip + [1] * (len(ids) - skip)
+
     # ---------------------------------------------------------------- public API
-    def rows(self, items) -> list[tuple[list[int], list[int]]]:
-        """Validated, tokenised, truncated rows `(ids, pooled)`, `views` per item (item-major), unpadded."""
-        row = self._compat_row if self.spec.mode == "compat" else self._clean_row
+    def rows(self, items, prompt: str | None = None, prompt_name: str | None = None) -> list[tuple[list[int], list[int]]]:
+        """Validated, tokenised, truncated rows `(ids, pooled)`, `views` per item (item-major), unpadded.
+        `prompt` (a string) or `prompt_name` (one of the spec's prompts) is put before every text (see the
+        module docstring); neither: the spec's default prompt, if it names one (`prompt=""`: no prompt)."""
+        row = {"compat": self._compat_row, "st": self._st_row}.get(self.spec.mode, self._clean_row)
+        prompt = self.spec.resolve_prompt(prompt_name, prompt)
         out = []
         for i, (instr, text) in enumerate(check_items(items)):
             text = self._prepare(text)
-            out += [row(i, instr, text, t) for t in self.spec.templates]
+            out += [row(i, instr, text, t, prompt) for t in self.spec.templates]
+        if self.vocab_rows is not None:
+            self.check_ids(out)
         return out
 
-    def batch(self, items) -> Batch:
-        return self.pad(self.rows(items))
+    def check_ids(self, rows) -> None:
+        """Every id must have an embedding row (see the class docstring)."""
+        limit = self.vocab_rows
+        for j, (ids, _) in enumerate(rows):
+            bad = [t for t in ids if t >= limit or t < 0]
+            if bad:
+                token = self.tokenizer.convert_ids_to_tokens(int(bad[0])) if bad[0] >= 0 else None
+                raise InputError(f"text {j // self.views} produces token id {bad[0]} ({token!r}), beyond the "
+                                 f"model's {limit} embedding rows", hint="that special token cannot be embedded; "
+                                 "remove its spelling from the text")
+
+    def batch(self, items, prompt: str | None = None, prompt_name: str | None = None) -> Batch:
+        return self.pad(self.rows(items, prompt, prompt_name))
 
     def pad(self, rows: list[tuple[list[int], list[int]]]) -> Batch:
         width = max(len(ids) for ids, _ in rows)

@@ -10,7 +10,9 @@ import re
 from dataclasses import dataclass, field
 
 from l2v.errors import InputError
-from l2v.text.spec import MODES, TextSpec, check_template
+from l2v.text.spec import TextSpec, check_template
+
+USER_MODES = ("clean", "compat")  # "st" is set by a sentence-transformers source, never by a flag
 
 # PromptEOL, Jiang et al. 2023, "Scaling Sentence Embeddings with Large Language Models" (arXiv 2307.16645)
 PROMPTEOL = 'This sentence : "{text}" means in one word:"'
@@ -112,18 +114,28 @@ def get_preset(name: str | None) -> tuple[str, Preset]:
     return name, PRESETS[name]
 
 
+def default_text_mode(preset: str | None, text_mode: str | None) -> str:
+    """`--text-mode` unless None: the llm2vec preset embeds reference-exact (`compat`) by default, because
+    LLM2Vec models were trained and evaluated with exactly that pre-processing and existing indexes hold
+    those vectors; every other preset `clean` (docs/text.md)."""
+    if text_mode is not None:
+        return text_mode
+    return "compat" if get_preset(preset)[0] == "llm2vec" else "clean"
+
+
 def resolve_export(preset: str | None, pooling: str | None, causal: bool | None, template: str | None,
-                   chat_template: str = "auto", text_mode: str = "clean") -> tuple[str, str, bool]:
+                   chat_template: str = "auto", text_mode: str | None = None) -> tuple[str, str, bool]:
     """(preset name, pooling, causal): the preset's values unless the caller overrides them."""
     from l2v.model.pooling import check_pooling
 
     name, p = get_preset(preset)
+    text_mode = default_text_mode(name, text_mode)
     if template is not None:
         check_template(template, "--template")
     if chat_template not in CHAT_CHOICES:
         raise InputError(f"--chat-template {chat_template!r} is unknown", hint=f"use one of {', '.join(CHAT_CHOICES)}")
-    if text_mode not in MODES:
-        raise InputError(f"--text-mode {text_mode!r} is unknown", hint=f"use one of {', '.join(MODES)}")
+    if text_mode not in USER_MODES:
+        raise InputError(f"--text-mode {text_mode!r} is unknown", hint=f"use one of {', '.join(USER_MODES)}")
     if text_mode == "compat" and name != "llm2vec":
         raise InputError(f"--text-mode compat reproduces llm2vec 0.2.3 and applies to --preset llm2vec, not {name}")
     return name, check_pooling(pooling or p.pooling), p.causal if causal is None else bool(causal)
@@ -171,11 +183,12 @@ def adapter_base_names(adapters) -> list[str]:
 
 
 def build_text_spec(preset: str | None, pooling: str, max_length: int, template: str | None = None,
-                    chat_template: str = "auto", text_mode: str = "clean", doc_max_length: int | None = -1,
+                    chat_template: str = "auto", text_mode: str | None = None, doc_max_length: int | None = -1,
                     model_type: str = "", names: list[str] = ()) -> TextSpec:
     """The manifest's text spec. `names`: the model's and the adapters' base names (for `auto`);
     `doc_max_length` -1 keeps the preset's, 0 or None turns it off."""
     name, p = get_preset(preset)
+    text_mode = default_text_mode(name, text_mode)
     templates = [template] if template is not None else list(p.templates)
     if chat_template == "auto":
         chat = detect_chat_template(list(names))[0] if name == "llm2vec" else "none"
@@ -193,3 +206,17 @@ def build_text_spec(preset: str | None, pooling: str, max_length: int, template:
         eos_text=reference_eos_text(model_type, chat, list(names)) if eos and text_mode == "compat" else None,
         pooling=pooling,
     )
+
+
+ST_PRESET = "sentence-transformers"  # the manifest's preset for an artifact made from an ST folder
+
+
+def build_st_text_spec(st, max_length: int, padding_side: str) -> TextSpec:
+    """The text recipe of a sentence-transformers folder (`l2v.model.st.STModel`): the tokenizer's own
+    special tokens, every token pooled (minus the prompt when `include_prompt` is False), prompts as the
+    folder names them plus sentence-transformers' empty `query` / `document` defaults."""
+    prompts = {"query": "", "document": "", **st.prompts}
+    return TextSpec(max_length=max_length, padding_side=padding_side, add_special_tokens=True,
+                    pool_special_tokens=True, append_eos=False, preset=ST_PRESET, templates=["{text}"],
+                    mode="st", pooling=st.pooling, prompts=prompts, default_prompt_name=st.default_prompt_name,
+                    include_prompt=st.include_prompt)

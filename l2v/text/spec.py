@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from l2v.errors import InputError
 
 PADDING_SIDES = ("left", "right")
-MODES = ("clean", "compat")
+MODES = ("clean", "compat", "st")
 NORMALIZERS = ("none", "eol")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -49,9 +49,13 @@ class TextSpec:
     doc_max_length: int | None = None  # LLM2Vec word-level truncation of the text to this many tokens
     strip_text: bool = False  # rstrip the text (LLM2Vec does so when a chat template or eos is used)
     text_normalize: str = "none"  # "eol": PromptEOL/MetaEOL sentence clean-up
-    mode: str = "clean"  # "compat": llm2vec 0.2.3 bug-for-bug (docs/text.md)
+    mode: str = "clean"  # "compat": llm2vec 0.2.3 bug-for-bug; "st": sentence-transformers exact (docs/text.md)
     eos_text: str | None = None  # compat only: the literal string llm2vec appends for eos pooling
     pooling: str | None = None  # the graph's pooling (compat needs it for the empty-document rule)
+    # -- prompts (sentence-transformers semantics: the prompt string is put before the text) --
+    prompts: dict = field(default_factory=dict)  # name -> prompt text, for encode(prompt_name=...)
+    default_prompt_name: str | None = None  # applied when encode gets neither prompt nor prompt_name
+    include_prompt: bool = True  # False: the prompt's tokens are attended to but not pooled
 
     def __post_init__(self):
         if not isinstance(self.max_length, int) or self.max_length < 1:
@@ -71,9 +75,36 @@ class TextSpec:
             raise InputError(f"doc_max_length {self.doc_max_length!r} must be a positive integer or None")
         if self.mode not in MODES:
             raise InputError(f"text mode {self.mode!r} is invalid", hint=f"use one of {', '.join(MODES)}")
+        if not isinstance(self.prompts, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in self.prompts.items()):
+            raise InputError(f"prompts {self.prompts!r} must map names to strings")
+        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
+            raise InputError(f"default_prompt_name {self.default_prompt_name!r} is not one of the prompts "
+                             f"({', '.join(self.prompts) or 'none'})")
         if self.text_normalize not in NORMALIZERS:
             raise InputError(f"text_normalize {self.text_normalize!r} is invalid",
                              hint=f"use one of {', '.join(NORMALIZERS)}")
+
+    def resolve_prompt(self, prompt_name: str | None = None, prompt: str | None = None) -> str | None:
+        """sentence-transformers' rule (`_resolve_prompt`): `prompt` wins (a `prompt_name` given with it is
+        ignored, with a warning); else the named prompt (an unknown name is an `InputError` listing the
+        names); else the default prompt, if the model names one; else none."""
+        if prompt is not None:
+            if not isinstance(prompt, str):
+                raise InputError(f"prompt {prompt!r} must be a string")
+            if prompt_name is not None:
+                import warnings
+
+                warnings.warn("give either prompt or prompt_name, not both; prompt_name is ignored", stacklevel=3)
+            return prompt
+        if prompt_name is not None:
+            if prompt_name not in self.prompts:
+                raise InputError(f"prompt_name {prompt_name!r} is not one of this artifact's prompts",
+                                 hint=f"available: {', '.join(self.prompts) or 'none (pass prompt=... instead)'}")
+            return self.prompts[prompt_name]
+        if self.default_prompt_name is not None:
+            return self.prompts[self.default_prompt_name]
+        return None
 
     @property
     def views(self) -> int:

@@ -22,8 +22,8 @@ TEXTS = ["a short text", "another, somewhat longer text about padding and vector
 def art(tmp_path_factory):
     root = tmp_path_factory.mktemp("artifact")
     base = save_model_dir(root / "hf", "llama")
-    return l2v.export_model(str(base), root / "art", max_length=64, progress=False,
-                            quant=["int8-smooth:keep_sensitive=1"])
+    return l2v.export_model(str(base), root / "art", max_length=64, progress=False, text_mode="clean",
+                            quant=["int8-smooth:keep_sensitive=1"])  # clean: what the schema 1 file records
 
 
 @pytest.fixture()

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from l2v.engine.packing import length_sorted_batches, pack_sequences, pad_to_bucket, positions
-from l2v.engine.pooling import packed_pool
+from l2v.engine.pooling import POOLING_MODES, packed_pool
 from l2v.errors import InputError
 from l2v.model.pooling import pool
 
@@ -39,7 +39,7 @@ def test_length_sorted_batches():
         length_sorted_batches(lens, 0)
 
 
-@pytest.mark.parametrize("mode", ["mean", "weighted_mean", "last_token", "eos_token", "bos_token"])
+@pytest.mark.parametrize("mode", POOLING_MODES)
 def test_packed_pool_matches_padded_pool(mode):
     g = torch.Generator().manual_seed(0)
     lens = [4, 1, 6, 3]
@@ -56,6 +56,6 @@ def test_packed_pool_matches_padded_pool(mode):
 
 def test_packed_pool_empty_sequence_is_zero():
     cu = torch.tensor([0, 2, 2], dtype=torch.int32)
-    for mode in ("mean", "weighted_mean", "last_token", "bos_token"):
+    for mode in POOLING_MODES:
         out = packed_pool(torch.ones(2, 4), cu, torch.ones(2), mode)
         assert out[1].abs().sum() == 0 and out[0].abs().sum() > 0

@@ -71,3 +71,28 @@ def test_causal_is_not_bidirectional_by_is_causal_flag_alone():
         ha = m(input_ids=a).last_hidden_state[0, 0]
         hb = m(input_ids=b).last_hidden_state[0, 0]
     assert torch.equal(ha, hb)  # still causal: token 0 did not see the change
+
+
+@pytest.mark.parametrize("flag", [{"use_bidirectional_attention": True}, {"is_causal": False}],
+                         ids=["use_bidirectional_attention", "is_causal_false"])
+@pytest.mark.parametrize("impl", IMPLS)
+def test_config_flags_give_transformers_own_bidirectional_windows(flag, impl):
+    """A config that asks for bidirectional attention itself (EmbeddingGemma's use_bidirectional_attention,
+    is_causal: false) is run by transformers with its own masks: sliding layers see |i - j| < window
+    (Gemma 3's flag; the config halves the window) or |i - j| <= window (is_causal false). Our explicit
+    masks must give the same hidden states, on sequences longer than the window, right padding."""
+    from l2v.model.masks import config_is_causal
+
+    backbone = make_backbone("gemma3_text", impl, sliding_window=4, **flag)
+    assert config_is_causal(backbone.config) is False
+    ours = EmbeddingModel(backbone, pooling="mean")
+    rows = [[5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15], [20, 21, 22, 23, 24, 25, 26]]
+    ids, mask = _batch(rows, "right")
+    with torch.no_grad():
+        hidden = backbone(input_ids=ids, attention_mask=mask).last_hidden_state  # transformers' own masks
+        want = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        got = ours(ids, mask, mask)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    narrow = EmbeddingModel(make_backbone("gemma3_text", impl, sliding_window=2, **flag), pooling="mean")
+    with torch.no_grad():
+        assert (narrow(ids, mask, mask) - got).abs().max() > 1e-4  # the window matters on these lengths
