@@ -1,49 +1,9 @@
-"""Fixtures for l2v-embed: one tiny exported artifact for the session, corpora made of l2v's packaged
-real text (validation.txt), and readers for the Parquet output."""
-import json
-from importlib import resources
-from pathlib import Path
-
-import numpy as np
+"""Fixtures for l2v-embed: one tiny exported artifact for the session, a corpus and the output of an
+uninterrupted run (helpers in embed_helpers.py)."""
 import pytest
 
-pa = pytest.importorskip("pyarrow")
-import pyarrow.parquet as pq  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def sentences() -> list[str]:
-    text = resources.files("l2v.data").joinpath("validation.txt").read_text(encoding="utf-8")
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
-def corpus(n: int, seed: int = 0) -> list[dict]:
-    """n rows {"id": "d<i>", "text": ...}: real sentences cut to 1..60 words, so lengths vary."""
-    rng = np.random.default_rng(seed)
-    lines = sentences()
-    rows = []
-    for i in range(n):
-        words = lines[int(rng.integers(len(lines)))].split()
-        start = int(rng.integers(len(words)))
-        rows.append({"id": f"d{i}", "text": " ".join((words[start:] + words)[: int(rng.integers(1, 61))])})
-    return rows
-
-
-def write_jsonl(path: Path, rows) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def read_output(out: Path):
-    """(ids, embeddings [N, width]) of every part in order, and the manifest."""
-    files = sorted(Path(out).glob("part-*.parquet"))
-    table = pq.read_table(files)
-    ids = table.column("id").to_pylist()
-    col = table.column("embedding").combine_chunks()
-    emb = np.asarray(col.flatten()).reshape(len(ids), col.type.list_size)
-    manifest = json.loads((Path(out) / "embed.json").read_text())
-    return ids, emb, manifest
+pytest.importorskip("pyarrow")
+from embed_helpers import corpus, run, write_jsonl  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +14,10 @@ def artifact(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("embed_art")
     base = save_model_dir(root / "base", "qwen2")
-    return l2v.export_model(str(base), root / "art", max_length=64, torch_weights=False, progress=False)
+    # text_mode "clean": an over-long instruction is refused (the llm2vec preset defaults to "compat",
+    # which truncates as llm2vec does), so the refusal path of the job is exercised
+    return l2v.export_model(str(base), root / "art", max_length=64, torch_weights=False, progress=False,
+                            text_mode="clean")
 
 
 @pytest.fixture(scope="session")
@@ -65,17 +28,6 @@ def rows():
 @pytest.fixture(scope="session")
 def jsonl(tmp_path_factory, rows):
     return write_jsonl(tmp_path_factory.mktemp("corpus") / "corpus.jsonl", rows)
-
-
-FAST = dict(window=16, max_batch_tokens=256, progress=False)
-
-
-def run(artifact, inputs, out, **kw):
-    """`embed_corpus` with small windows and batches (many parts from a small corpus), quiet."""
-    from l2v.embed import EmbedOptions, embed_corpus
-
-    return embed_corpus(EmbedOptions(str(artifact), [str(i) for i in inputs], str(out), **{**FAST, **kw}),
-                        log=lambda m: None)
 
 
 @pytest.fixture(scope="session")

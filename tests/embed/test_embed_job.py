@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import FAST, ROOT, corpus, read_output, run, write_jsonl
+from embed_helpers import FAST, ROOT, corpus, read_output, run, write_jsonl
 
 import l2v
 from l2v.cli.embed import main as cli

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import FAST, ROOT, corpus, read_output, run, write_jsonl
+from embed_helpers import FAST, ROOT, corpus, read_output, run, write_jsonl
 
 from l2v.errors import RowError
 

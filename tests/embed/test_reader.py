@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import corpus, write_jsonl
+from embed_helpers import corpus, write_jsonl
 
 from l2v.embed.inputs import expand
 from l2v.embed.plan import make_plan, records_from, windows
