@@ -17,9 +17,9 @@ BACKEND_NAMES = ("onnx", "torch")
 class Encoder:
     """An opened artifact variant: `encode(texts)`. Thread-safe."""
 
-    def __init__(self, artifact, backend: Backend, variant: str):
+    def __init__(self, artifact, backend: Backend, variant: str, max_length: int | None = None):
         self.artifact, self.backend, self.variant = artifact, backend, variant
-        self.preprocessor = artifact.preprocessor()
+        self.preprocessor = artifact.preprocessor(max_length)
         self.dim = int(artifact.manifest.graph.dim)
         self._tok_lock = threading.Lock()  # HF fast tokenizers are not safe under concurrent calls
 
@@ -44,11 +44,18 @@ class Encoder:
         return self.run(Batch(input_ids, attention_mask, pooling_mask))
 
     def encode(self, texts, batch_size: int = 32, normalize: bool | None = None,
-               show_progress_bar: bool = False) -> np.ndarray:
+               show_progress_bar: bool = False, max_batch_bytes: int | None = None) -> np.ndarray:
         """Embed `texts` (a str, or a list of str and `(instruction, text)` pairs) the way the artifact was
-        built to (its manifest's text spec): sorted by length into batches, returned in input order."""
+        built to (its manifest's text spec): sorted by length into batches, returned in input order.
+
+        max_batch_bytes: the activation memory one pass may ask for (default `$L2V_MAX_BATCH_BYTES`, else
+        a quarter of physical memory; `l2v.runtime.budget`): batches of long texts are split to stay under
+        it, and a text that alone exceeds it is refused (`InputError`) before anything is allocated."""
+        from l2v.runtime.budget import check_budget, default_budget, split
+
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size {batch_size!r} must be a positive integer")
+        budget = default_budget() if max_batch_bytes is None else check_budget(max_batch_bytes)
         if normalize is not None and not isinstance(normalize, bool):
             raise InputError(f"normalize {normalize!r} must be True, False or None")
         in_graph = bool(self.manifest.graph.normalize)
@@ -58,16 +65,17 @@ class Encoder:
         with self._tok_lock:
             rows = self.preprocessor.rows(texts)
         order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
+        views = self.preprocessor.views
+        batches = split([len(rows[i][0]) for i in order], batch_size, budget, self.manifest.model,
+                        name=lambda pos: f"text {order[pos] // views}")
         result = np.empty((len(rows), self.dim), dtype=np.float32)
-        starts = range(0, len(order), batch_size)
         if show_progress_bar:
             from tqdm.auto import tqdm
 
-            starts = tqdm(starts, desc="encode", unit="batch")
-        for s in starts:
-            idx = order[s:s + batch_size]
+            batches = tqdm(batches, desc="encode", unit="batch")
+        for start, stop in batches:
+            idx = order[start:stop]
             result[idx] = self.run(self.preprocessor.pad([rows[i] for i in idx]))
-        views = self.preprocessor.views
         if views > 1:  # several prompts per text (MetaEOL): their vectors' mean, from the one pass above
             result = result.reshape(-1, views, self.dim).mean(1)
             if in_graph:
@@ -105,7 +113,8 @@ def choose_variant(manifest, backend: str | None, variant: str | None) -> str:
 
 
 def load(path, backend: str | None = None, *, variant: str | None = None, device: str = "cpu",
-         engine: str | None = None, threads: int | None = None, providers=None, verify: bool = False) -> Encoder:
+         engine: str | None = None, threads: int | None = None, providers=None, verify: bool = False,
+         max_length: int | None = None) -> Encoder:
     """Open an artifact and one of its variants.
 
     backend: "onnx" (ONNX Runtime) or "torch" (PyTorch); None: whatever runs `variant`.
@@ -114,10 +123,13 @@ def load(path, backend: str | None = None, *, variant: str | None = None, device
     device: "cpu" or "cuda". engine: the torch backend's "padded" or "packed" (default packed on CUDA).
     threads: intra-op threads. providers: ONNX Runtime execution providers, overriding `device`.
     verify: check every file's sha256 before loading (sizes are always checked).
+    max_length: truncate texts to fewer tokens than the artifact's max_length (never more).
     """
     from l2v.artifact import open_artifact
 
     options = RunOptions(device, threads, tuple(providers) if providers is not None else None, engine)
     art = open_artifact(path, verify=verify)
     name = choose_variant(art.manifest, backend, variant)
-    return Encoder(art, open_backend(art, name, options), name)
+    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2):
+        raise InputError(f"max_length {max_length!r} must be an integer >= 2")
+    return Encoder(art, open_backend(art, name, options), name, max_length)
