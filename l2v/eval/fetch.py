@@ -205,9 +205,9 @@ def download(pin: str, into: Path, sdist: bool, find_links: str | None) -> Path:
         cmd += ["--no-index", "--find-links", str(find_links)]
     proc = subprocess.run(cmd + [pin], capture_output=True, text=True)
     new = sorted(set(into.iterdir()) - before)
-    key = _dist_key(pin.split("==")[0])
+    key = _dist_key(pin.split("==")[0]) + "_"  # "part1_" never matches "part10_..."
     got = [p for p in new if _dist_key(p.name).startswith(key)] or [p for p in into.iterdir()
-                                                                      if _dist_key(p.name).startswith(key + "_")]
+                                                                      if _dist_key(p.name).startswith(key)]
     if proc.returncode != 0 or not got:
         lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()] or ["no file"]
         raise FetchError(f"pip could not download {pin}: {lines[-1][:300]}",
