@@ -286,6 +286,14 @@ class Battery:
                 umount(ro)
         else:
             self.add("9", "--out on a read-only file system", "skipped", "cannot mount a tmpfs here")
+        if mount_tmpfs(ro, "4m"):
+            try:
+                shutil.copytree(self.art, ro / "art")
+                subprocess.run(["mount", "-o", "remount,ro", str(ro)], capture_output=True, check=True)
+                r = run(cli("quantize", ro / "art", "--quant", "int8-dynamic", "--no-speed"))
+                self.add("9", "l2v-quantize on a read-only artifact", f"exit {r.returncode}", error_line(r.stderr))
+            finally:
+                umount(ro)
         (d / "file").write_text("x")
         r = run(cli("export", self.model, "--out", d / "file" / "art"))
         self.add("9", "--out under a file", f"exit {r.returncode}", error_line(r.stderr))

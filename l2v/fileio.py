@@ -2,8 +2,9 @@
 
 `sha256_file` streams; `atomic_write_text` never leaves a half-written file (temp file, fsync, rename);
 `storage_error` turns an `OSError` into a `StorageError` naming the path and the errno text, and
-`probe_writable` checks a directory by really creating a file in it; `owned_tempdir` makes a dot-prefixed work directory that records its owner (pid, process start time,
-host), so that a later run can tell a dead owner's leftovers from a live writer's and sweep them.
+`probe_writable` checks a directory by really creating a file in it. `claim_dir` makes a dot-prefixed
+work directory that records its owner (pid, process start time, host), so that a later run can tell a
+dead owner's leftovers from a live writer's and sweep them.
 """
 from __future__ import annotations
 

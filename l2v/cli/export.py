@@ -23,8 +23,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="artifact directory to create")
     p.add_argument("--preset", default=None, choices=["llm2vec", "e5", "prompteol", "pcot", "ke", "metaeol"],
                    help="recipe: attention + pooling + text template together (default llm2vec; docs/text.md)")
-    p.add_argument("--template", default=None, metavar="T", help="text template with {text} and optional {instruction}; "
-                   "overrides the preset's")
+    p.add_argument("--template", default=None, metavar="T",
+                   help="text template with {text} and optional {instruction}; overrides the preset's")
     p.add_argument("--chat-template", default="auto",
                    choices=["auto", "none", "llama3", "mistral", "llama2", "gemma", "qwen2"],
                    help="chat wrapping as llm2vec 0.2.3 (auto: from the model's / adapters' base name)")
@@ -42,8 +42,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dim", type=int, default=None, metavar="D", help="Matryoshka: keep the first D dimensions")
     p.add_argument("--causal", action=argparse.BooleanOptionalAction, default=None,
                    help="keep the causal mask (default: the preset's; --no-causal forces bidirectional)")
-    p.add_argument("--opset", type=int, default=18, metavar="N", help="ONNX opset of the graph (18 up to what the installed "
-                   "onnx supports; default 18)")
+    p.add_argument("--opset", type=int, default=18, metavar="N",
+                   help="ONNX opset of the graph (18 up to what the installed onnx supports; default 18)")
     p.add_argument("--tokenizer", default=None, metavar="DIR", help="tokenizer directory, if not beside MODEL")
     p.add_argument("--no-torch-weights", action="store_true",
                    help="do not store torch/, the second fp32 copy of the weights (about halves the artifact); "

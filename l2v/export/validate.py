@@ -15,7 +15,8 @@ def validate_onnx(path: Path, reference: np.ndarray, batches: list, dtype: str, 
                   n_batched: int | None = None, bar=None) -> dict:
     """Run the file on `batches` and compare with `reference` rows; raise ValidationError below threshold.
 
-    `bar(iterable, desc)` shows progress over the batches. With `n_batched`, rows `[:n]` are texts embedded inside padded batches and rows `[n:2n]` the same
+    `bar(iterable, desc)` shows progress over the batches.
+    With `n_batched`, rows `[:n]` are texts embedded inside padded batches and rows `[n:2n]` the same
     texts embedded alone: their largest difference is reported (TEI's batch-invariance property).
     """
     from l2v.runtime.onnx import session

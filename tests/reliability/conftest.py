@@ -61,6 +61,24 @@ def run(module: str, *args, timeout: float = 600, **kw) -> subprocess.CompletedP
     return subprocess.run(cli(module, *args), capture_output=True, text=True, env=env(), timeout=timeout, **kw)
 
 
+class Result:
+    def __init__(self, returncode: int, stderr: str):
+        self.returncode, self.stderr = returncode, stderr
+
+
+def call(capfd, module: str, *args) -> Result:
+    """The CLI's `main` in this process (its return value is the exit code `sys.exit(main())` gives):
+    for the cases that are not about processes, without paying a Python start-up each."""
+    import importlib
+
+    capfd.readouterr()
+    try:
+        code = importlib.import_module(f"l2v.cli.{module}").main(list(map(str, args)))
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    return Result(code, capfd.readouterr().err)
+
+
 class Proc:
     """A CLI process whose stderr is read line by line, to act at a named stage."""
 
@@ -107,7 +125,8 @@ def tmpfs(path: Path, size: str, ro: bool = False):
     opts = f"size={size}" + (",ro" if ro else "")
     ok = False
     if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("mount"):
-        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True).returncode == 0
+        mount = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True)
+        ok = mount.returncode == 0
     try:
         yield path if ok else None
     finally:

@@ -7,7 +7,7 @@ import os
 import pytest
 
 import l2v
-from conftest import run
+from conftest import call
 from l2v.errors import ArtifactError, L2VError
 
 
@@ -83,15 +83,15 @@ def test_case7_damaged_artifact_is_an_artifact_error(copy, case):
     assert e.value.hint and ("re-export" in e.value.hint or "copy" in e.value.hint), msg  # the fix
 
 
-def test_case7_damaged_artifact_through_the_cli(copy):
+def test_case7_damaged_artifact_through_the_cli(capfd, copy):
     _truncate(copy / "model.onnx")
-    r = run("quantize", copy, "--quant", "int8-dynamic", "--no-speed")
+    r = call(capfd, "quantize", copy, "--quant", "int8-dynamic", "--no-speed")
     last = r.stderr.strip().splitlines()[-1]
     assert r.returncode == 2 and last.startswith("error: ") and "unexpected" not in r.stderr, r.stderr
     assert "'model.onnx'" in r.stderr and "truncated" in r.stderr
 
 
-def test_case1_corrupt_graph_is_refused_by_the_quantize_cli(copy):
+def test_case1_corrupt_graph_is_refused_by_the_quantize_cli(capfd, copy):
     """4 KB inverted inside model.onnx (same size): l2v-quantize checks every sha256 first."""
     p = copy / "model.onnx"
     data = bytearray(p.read_bytes())
@@ -99,7 +99,7 @@ def test_case1_corrupt_graph_is_refused_by_the_quantize_cli(copy):
     data[mid:mid + 4096] = bytes(255 - b for b in data[mid:mid + 4096])
     p.write_bytes(bytes(data))
     before = (copy / "l2v.json").read_bytes()
-    r = run("quantize", copy, "--quant", "int8-dynamic", "--no-speed")
+    r = call(capfd, "quantize", copy, "--quant", "int8-dynamic", "--no-speed")
     assert r.returncode == 2 and "'model.onnx'" in r.stderr and "does not match its recorded sha256" in r.stderr
     assert (copy / "l2v.json").read_bytes() == before and not (copy / "model_int8-dynamic.onnx").exists()
     with pytest.raises(ArtifactError, match="does not match its recorded sha256"):
@@ -119,14 +119,15 @@ def test_case8_symlink_out_of_the_artifact_is_refused(copy, tmp_path):
         l2v.load(copy)
 
 
-def test_case4_variant_files_never_collide(copy):
+def test_case4_variant_files_never_collide(capfd, copy):
     """`int8-dynamic` and `int8_dynamic` get their own files (names are file-safe and unique, so
     `model_<name>.onnx` is too); a name differing from another only in case is refused."""
-    r = run("quantize", copy, "--quant", "int8-dynamic", "--quant", "int8-dynamic:name=int8_dynamic", "--no-speed")
+    r = call(capfd, "quantize", copy, "--quant", "int8-dynamic", "--quant", "int8-dynamic:name=int8_dynamic",
+             "--no-speed")
     assert r.returncode == 0, r.stderr
     m = json.loads((copy / "l2v.json").read_text())
     paths = {n: m["variants"][n]["files"][0]["path"] for n in ("int8-dynamic", "int8_dynamic")}
     assert paths == {"int8-dynamic": "model_int8-dynamic.onnx", "int8_dynamic": "model_int8_dynamic.onnx"}
     l2v.load(copy, variant="int8_dynamic", verify=True)
-    r = run("quantize", copy, "--quant", "int8-dynamic:name=INT8-dynamic", "--no-speed")
+    r = call(capfd, "quantize", copy, "--quant", "int8-dynamic:name=INT8-dynamic", "--no-speed")
     assert r.returncode == 2 and "differs from the existing 'int8-dynamic' only in case" in r.stderr, r.stderr

@@ -7,11 +7,12 @@ import os
 import resource
 import shutil
 import signal
+import subprocess
 
 import pytest
 
 import l2v
-from conftest import leftovers, run, tmpfs
+from conftest import call, leftovers, run, tmpfs
 from l2v.errors import InputError, OptionalDependencyError, StorageError
 
 
@@ -19,23 +20,34 @@ def _dir_bytes(path):
     return sum(-(-p.stat().st_size // 4096) * 4096 for p in path.rglob("*") if p.is_file())
 
 
-def test_case9_read_only_out(model_dir, tmp_path):
+def test_case9_read_only_out(capfd, model_dir, tmp_path):
     with tmpfs(tmp_path / "ro", "1m", ro=True) as ro:
         if ro is None:
             if os.geteuid() == 0:
                 pytest.skip("root without permission to mount: no way to make a directory read-only for us")
             ro = tmp_path / "ro"
             ro.chmod(0o555)
-        r = run("export", model_dir, "--out", ro / "art")
+        r = call(capfd, "export", model_dir, "--out", ro / "art")
         assert r.returncode == 2 and "unexpected" not in r.stderr, r.stderr
         assert f"cannot write --out '{ro / 'art'}'" in r.stderr and str(ro) in r.stderr
         assert ("Read-only file system [EROFS]" in r.stderr) or ("Permission denied [EACCES]" in r.stderr), r.stderr
         assert "[1/7]" not in r.stderr  # refused before any work
 
 
-def test_case9_out_under_a_file(model_dir, tmp_path):
+def test_case9_read_only_artifact_for_quantize(capfd, art, tmp_path):
+    with tmpfs(tmp_path / "ro", "4m") as ro:
+        if ro is None:
+            pytest.skip("needs a mountable tmpfs (root with CAP_SYS_ADMIN)")
+        shutil.copytree(art, ro / "art")
+        assert subprocess.run(["mount", "-o", "remount,ro", str(ro)], capture_output=True).returncode == 0
+        r = call(capfd, "quantize", ro / "art", "--quant", "int8-dynamic", "--no-speed")
+        assert r.returncode == 2 and "unexpected" not in r.stderr, r.stderr
+        assert f"cannot add variants to '{ro / 'art'}'" in r.stderr and "Read-only file system [EROFS]" in r.stderr
+
+
+def test_case9_out_under_a_file(capfd, model_dir, tmp_path):
     (tmp_path / "file").write_text("x")
-    r = run("export", model_dir, "--out", tmp_path / "file" / "art")
+    r = call(capfd, "export", model_dir, "--out", tmp_path / "file" / "art")
     assert r.returncode == 2 and "which is a file: Not a directory [ENOTDIR]" in r.stderr, r.stderr
     assert str(tmp_path / "file") in r.stderr and "[1/7]" not in r.stderr
 
@@ -47,11 +59,11 @@ def _limit_file_size(limit):
     return pre
 
 
-def test_case9_disk_full_during_export(model_dir, tmp_path):
+def test_case9_disk_full_during_export(capfd, model_dir, tmp_path):
     """900 KB: the graph (~700 KB) fits, the torch weights (~430 KB) do not."""
     with tmpfs(tmp_path / "full", "900k") as full:
         if full is not None:
-            r = run("export", model_dir, "--out", full / "art", "--max-length", 64)
+            r = call(capfd, "export", model_dir, "--out", full / "art", "--max-length", 64)
             errno_text, where = "No space left on device [ENOSPC]", full
         else:
             where = tmp_path
@@ -64,14 +76,14 @@ def test_case9_disk_full_during_export(model_dir, tmp_path):
         assert not (where / "art").exists() and leftovers(where, "art") == []
 
 
-def test_case9_disk_full_during_quantize(art, tmp_path):
+def test_case9_disk_full_during_quantize(capfd, art, tmp_path):
     need = _dir_bytes(art)
     with tmpfs(tmp_path / "full", f"{(need + 64 * 1024) // 1024}k") as full:
         if full is None:
             pytest.skip("needs a mountable tmpfs (root with CAP_SYS_ADMIN); the export case covers EFBIG")
         shutil.copytree(art, full / "art")
         before = (full / "art" / "l2v.json").read_bytes()
-        r = run("quantize", full / "art", "--quant", "int8-dynamic", "--no-speed")
+        r = call(capfd, "quantize", full / "art", "--quant", "int8-dynamic", "--no-speed")
         assert r.returncode == 2 and "unexpected" not in r.stderr, r.stderr
         assert f"cannot add variants to '{full / 'art'}'" in r.stderr and "No space left on device [ENOSPC]" in r.stderr
         assert (full / "art" / "l2v.json").read_bytes() == before and leftovers(full, "art") == []

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import l2v
-from conftest import CONTEXT, run
+from conftest import CONTEXT, call
 from l2v.cli.export import main as export_main
 from l2v.errors import ArtifactError, InputError
 from l2v.runtime.budget import activation_bytes
@@ -135,23 +135,23 @@ def test_case10_export_options(tmp_path, model_dir):
     assert not (tmp_path / "o").exists()
 
 
-def test_case10_opset_and_non_text_files_through_the_cli(tmp_path, model_dir):
+def test_case10_opset_and_non_text_files_through_the_cli(capfd, tmp_path, model_dir):
     bad = tmp_path / "random.bin"
     bad.write_bytes(bytes(range(256)) * 64)
-    r = run("export", model_dir, "--out", tmp_path / "o", "--opset", 99)
+    r = call(capfd, "export", model_dir, "--out", tmp_path / "o", "--opset", 99)
     assert r.returncode == 2 and "--opset 99 is not supported (use 18.." in r.stderr and "Traceback" not in r.stderr
     for flag in ("--calib", "--eval"):
-        r = run("export", model_dir, "--out", tmp_path / "o", "--quant", "int8-smooth", flag, bad)
+        r = call(capfd, "export", model_dir, "--out", tmp_path / "o", "--quant", "int8-smooth", flag, bad)
         assert r.returncode == 2 and "is not text" in r.stderr and "random.bin" in r.stderr, r.stderr
 
 
-def test_case10_corrupt_config_json_is_a_config_problem(tmp_path, model_dir):
+def test_case10_corrupt_config_json_is_a_config_problem(capfd, tmp_path, model_dir):
     import shutil
 
     d = tmp_path / "m"
     shutil.copytree(model_dir, d)
     (d / "config.json").write_text('{"model_type": "llama", "hidden_size": ')
-    r = run("export", d, "--out", tmp_path / "o")
+    r = call(capfd, "export", d, "--out", tmp_path / "o")
     assert r.returncode == 2 and "cannot read the config of MODEL" in r.stderr and "tokenizer" not in r.stderr
     assert "config.json" in r.stderr
 

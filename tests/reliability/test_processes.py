@@ -4,11 +4,12 @@ import json
 import signal
 import time
 
-from conftest import Proc, cli, leftovers, run
+from conftest import Proc, call, cli, leftovers
 
 SWEPT = "left behind by an interrupted run whose process is gone"
 STAGES = ["[1/7] resolving the model", "[2/7] loading the model (tiny)", "[3/7] computing the PyTorch reference",
-          "[4/7] exporting ONNX", "[5/7] validating the fp32 graph", "[6/7] writing the tokenizer, weights and manifest",
+          "[4/7] exporting ONNX", "[5/7] validating the fp32 graph",
+          "[6/7] writing the tokenizer, weights and manifest",
           "[7/7] verifying every file's checksum", "done: "]
 
 
@@ -37,7 +38,7 @@ def test_case2_sigkill_in_onnx_export_then_in_validation_then_a_run_sweeps(model
     assert len(stages) == len(STAGES) and all(s.startswith(w) for s, w in zip(stages, STAGES)), stages
 
 
-def test_case2_sigkill_in_quantize_leaves_nothing_inside_and_the_next_run_sweeps(copy, tmp_path):
+def test_case2_sigkill_in_quantize_leaves_nothing_inside_and_the_next_run_sweeps(capfd, copy, tmp_path):
     manifest = (copy / "l2v.json").read_bytes()
     files = sorted(p.name for p in copy.rglob("*"))
     q = Proc(cli("quantize", copy, "--quant", "int8-smooth", "--no-speed"))
@@ -46,7 +47,7 @@ def test_case2_sigkill_in_quantize_leaves_nothing_inside_and_the_next_run_sweeps
     assert leftovers(tmp_path, "art") == [".art.variants-l2v"]  # beside the artifact, never inside it
     assert sorted(p.name for p in copy.rglob("*")) == files and (copy / "l2v.json").read_bytes() == manifest
 
-    again = run("quantize", copy, "--quant", "int8-dynamic", "--no-speed")
+    again = call(capfd, "quantize", copy, "--quant", "int8-dynamic", "--no-speed")
     assert again.returncode == 0, again.stderr
     assert SWEPT in again.stderr and ".art.variants-l2v" in again.stderr
     assert leftovers(tmp_path, "art") == []
