@@ -113,6 +113,14 @@ def sweep(parent: Path, pattern: str) -> list[tuple[Path, int]]:
     return swept
 
 
+def human_bytes(n: float) -> str:
+    """1234567 -> '1.2 MB' (decimal units, one decimal)."""
+    for unit, f in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= f:
+            return f"{n / f:.1f} {unit}"
+    return f"{int(n)} B"
+
+
 def dir_bytes(path) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file() and not p.is_symlink())
 
@@ -134,7 +142,7 @@ def storage_error(e: OSError, what: str) -> StorageError:
     path = e.filename if e.filename is not None else None
     code = errno.errorcode.get(e.errno, str(e.errno)) if e.errno is not None else "?"
     text = e.strerror or str(e) or type(e).__name__
-    where = f" ({str(path)!r})" if path is not None else ""
+    where = f" ({str(path)!r})" if path is not None and repr(str(path)) not in what else ""
     return StorageError(f"{what}: {text} [{code}]{where}", hint=_HINTS.get(e.errno, "check the file system"))
 
 

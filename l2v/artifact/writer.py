@@ -23,7 +23,7 @@ from l2v.artifact import files
 from l2v.artifact.artifact import Artifact, is_artifact
 from l2v.artifact.manifest import MANIFEST, VARIANT_NAME, FileRecord, Manifest, Variant, check
 from l2v.errors import ArtifactError, InputError
-from l2v.fileio import atomic_write_text, claim_dir, owner_of, probe_writable, storage_error, sweep
+from l2v.fileio import atomic_write_text, claim_dir, human_bytes, owner_of, probe_writable, storage_error, sweep
 
 TMP_SUFFIX = ".tmp-l2v"
 VARIANTS_SUFFIX = ".variants-l2v"
@@ -41,7 +41,7 @@ def _say(msg: str) -> None:
 
 def _swept(paths) -> None:
     for p, size in paths:
-        _say(f"removed {str(p)!r} ({size / 1e6:.1f} MB), left behind by an interrupted run whose process is gone")
+        _say(f"removed {str(p)!r} ({human_bytes(size)}), left behind by an interrupted run whose process is gone")
 
 
 def sweep_leftovers(out: Path) -> None:

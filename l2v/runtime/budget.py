@@ -14,17 +14,11 @@ from __future__ import annotations
 import os
 
 from l2v.errors import InputError
+from l2v.fileio import human_bytes as human
 
 ENV_VAR = "L2V_MAX_BATCH_BYTES"
 RAM_SHARE = 0.25  # default budget: a quarter of the machine's physical memory
 HEAD_DIM_GUESS = 64  # artifacts written before the manifest recorded num_heads
-
-
-def human(n: float) -> str:
-    for unit, f in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if n >= f:
-            return f"{n / f:.1f} {unit}"
-    return f"{int(n)} B"
 
 
 def physical_memory() -> int | None:
