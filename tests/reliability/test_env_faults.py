@@ -91,6 +91,25 @@ def test_case9_disk_full_during_quantize(capfd, art, tmp_path):
         l2v.load(full / "art", verify=True)  # intact
 
 
+def test_case9_file_size_limit_during_quantize(capfd, art, tmp_path):
+    """The same fault where no tmpfs can be mounted (any user, any CI): a file-size limit on this process
+    (`ulimit -f`) makes the variant's write fail with EFBIG; the artifact is left as it was."""
+    shutil.copytree(art, tmp_path / "art")
+    before = (tmp_path / "art" / "l2v.json").read_bytes()
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, hard))  # the int8 graph is larger; capfd's file is not
+    try:
+        r = call(capfd, "quantize", tmp_path / "art", "--quant", "int8-dynamic", "--no-speed")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old)
+    assert r.returncode == 2 and "unexpected" not in r.stderr, r.stderr
+    assert f"cannot add variants to '{tmp_path / 'art'}'" in r.stderr and "File too large [EFBIG]" in r.stderr
+    assert (tmp_path / "art" / "l2v.json").read_bytes() == before and leftovers(tmp_path, "art") == []
+    l2v.load(tmp_path / "art", verify=True)  # intact
+
+
 def test_case9_l2v_cache_is_a_file(tmp_path, monkeypatch):
     from l2v.model import demo
 

@@ -62,6 +62,33 @@ def test_case11_the_demo_names_its_model_and_preset():
     assert r.returncode == 0 and "untrained" in r.stdout
 
 
+def test_case11_long_stages_show_progress_on_a_terminal(monkeypatch):
+    """The ONNX exporter reports nothing itself: a ticking elapsed-time bar stands in; the validation and
+    reference loops get a bar over their batches. On a terminal only (captured output keeps stage lines)."""
+    import io
+    import time
+
+    from l2v.export.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    step = Progress(True, 7)
+    step("exporting ONNX")
+    with step.ticker("exporting ONNX", every_s=0.05):
+        time.sleep(0.3)
+    assert list(step.bar(range(3), "validating")) == [0, 1, 2]
+    shown = sys.stderr.getvalue()
+    assert "[1/7] exporting ONNX (t=" in shown and "exporting ONNX: 00:00" in shown, shown
+    assert "validating:" in shown and "/3 [" in shown, shown
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal: no bars
+    with Progress(True, 7).ticker("exporting ONNX"):
+        pass
+    assert list(Progress(True, 7).bar(range(3), "validating")) == [0, 1, 2] and sys.stderr.getvalue() == ""
+
+
 def test_case11_readme_states_the_artifact_size_and_measured_batch_invariance():
     readme = (REPO / "README.md").read_text()
     assert "--no-torch-weights" in readme and "1.08 GB" in readme  # SmolLM2: two fp32 copies, measured

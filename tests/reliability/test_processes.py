@@ -4,6 +4,7 @@ import json
 import signal
 import time
 
+import pytest
 from conftest import Proc, call, cli, leftovers
 
 SWEPT = "left behind by an interrupted run whose process is gone"
@@ -13,6 +14,7 @@ STAGES = ["[1/7] resolving the model", "[2/7] loading the model (tiny)", "[3/7] 
           "[7/7] verifying every file's checksum", "done: "]
 
 
+@pytest.mark.slow  # ~63 s CPU (three export processes); by default: the quantize kill below, tests/artifact's sweep
 def test_case2_sigkill_in_onnx_export_then_in_validation_then_a_run_sweeps(model_dir, tmp_path):
     out = tmp_path / "art"
     args = cli("export", model_dir, "--out", out, "--max-length", 64)
@@ -63,9 +65,12 @@ def test_case2_sigterm_from_timeout_cleans_up(model_dir, tmp_path):
     p.p.send_signal(signal.SIGALRM)
     assert p.finish() == 124  # timeout's own code for "timed out"
     assert "terminated: nothing was written" in p.err and "Traceback" not in p.err, p.err
+    stages = [ln.split(" (t=")[0] for ln in p.err.splitlines() if ln.startswith("[")]  # case 11: named truly
+    assert len(stages) >= 4 and all(s.startswith(w) for s, w in zip(stages, STAGES)), stages
     assert not out.exists() and leftovers(tmp_path, "art") == []
 
 
+@pytest.mark.slow  # ~27 s CPU (two export processes); by default: tests/artifact's second-writer test (same lock)
 def test_case3_two_exports_to_one_out(model_dir, tmp_path):
     """`l2v-export M --dim 16 --out r & l2v-export M --dim 32 --out r &`: one wins, the other is told at
     once who holds --out, and the winner's artifact is the one on disk."""
