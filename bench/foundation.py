@@ -4,7 +4,7 @@ artifact's backends (ORT fp32, ORT fp16 if present, PyTorch fp32) at one batch s
 usage: python bench/foundation.py [MODEL] --out bench/results/foundation [--data-dir DIR] [--batch 32]
        [--n 256] [--max-length 128] [--repeats 3]
 MODEL defaults to the embedded SmolLM2. Texts: BBC News documents (the first N, word-truncated) from
---data-dir / L2V_DATA_DIR (fetch with ../shared/assets/fetch_assets.sh DIR data).
+--data-dir / L2V_DATA_DIR (fetch with `l2v-fetch-data DIR`, then DIR/data).
 All backends are timed in the same run, interleaved, median of --repeats; warm-up excluded.
 """
 from __future__ import annotations

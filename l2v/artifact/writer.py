@@ -23,7 +23,7 @@ from l2v.artifact import files
 from l2v.artifact.artifact import Artifact, is_artifact
 from l2v.artifact.manifest import MANIFEST, VARIANT_NAME, FileRecord, Manifest, Variant, check
 from l2v.errors import ArtifactError, InputError
-from l2v.fileio import atomic_write_text, claim_dir, owner_of, sweep
+from l2v.fileio import atomic_write_text, claim_dir, human_bytes, owner_of, probe_writable, storage_error, sweep
 
 TMP_SUFFIX = ".tmp-l2v"
 VARIANTS_SUFFIX = ".variants-l2v"
@@ -41,7 +41,18 @@ def _say(msg: str) -> None:
 
 def _swept(paths) -> None:
     for p, size in paths:
-        _say(f"removed {str(p)!r} ({size / 1e6:.1f} MB), left behind by an interrupted run whose process is gone")
+        _say(f"removed {str(p)!r} ({human_bytes(size)}), left behind by an interrupted run whose process is gone")
+
+
+def sweep_leftovers(out: Path) -> None:
+    """Remove, and report, what interrupted writers of `out` left beside it (their owner is dead): run at
+    the start of every export, before any work, so that even a run that fails later cleans up."""
+    out = Path(out).expanduser().resolve()
+    name, parent = out.name, out.parent
+    if parent.is_dir():
+        _swept(sweep(parent, f".{name}.tmp-*") + sweep(parent, f".{name}.old-*")
+               + sweep(parent, f"..{name}{TMP_SUFFIX}{VARIANTS_SUFFIX}")  # quantizing inside an export
+               + sweep(parent, variants_tmp(out).name) + (sweep(out, OLD_VARIANT_TMP) if out.is_dir() else []))
 
 
 def check_out_dir(out: Path, overwrite: bool) -> None:
@@ -109,13 +120,16 @@ class ArtifactWriter:
         check_out_dir(self.out, self.overwrite)
         try:
             self.out.parent.mkdir(parents=True, exist_ok=True)
+            sweep_leftovers(self.out)
+            _claim(self.tmp, repr(str(self.out)))
         except OSError as e:
-            raise ArtifactError(f"cannot create the parent of --out {str(self.out)!r}: {e.strerror}") from e
-        name = self.out.name
-        _swept(sweep(self.out.parent, f".{name}.tmp-*") + sweep(self.out.parent, f".{name}.old-*")
-               + sweep(self.out.parent, f"..{name}{TMP_SUFFIX}{VARIANTS_SUFFIX}"))
-        _claim(self.tmp, repr(str(self.out)))
+            raise storage_error(e, f"cannot write the artifact {str(self.out)!r}") from e
         self.claimed = True
+        try:  # again under the lock: another writer may have committed since the first check
+            check_out_dir(self.out, self.overwrite)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def write_manifest(self, manifest: Manifest) -> Manifest:
@@ -134,6 +148,9 @@ class ArtifactWriter:
         """Atomically replace `out` with the finished temporary directory."""
         if not (self.tmp / MANIFEST).is_file():
             raise ArtifactError("internal: refusing to commit an artifact without a manifest")
+        if not self.overwrite and self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
+            raise ArtifactError(f"--out {str(self.out)!r} appeared while this export ran (another process wrote it)",
+                                hint="pass --overwrite to replace it, or choose another --out")
         busy = owner_of(variants_tmp(self.out))
         if busy:
             raise ArtifactError(f"l2v (pid {busy.get('pid')}) is adding variants to {str(self.out)!r}",
@@ -152,6 +169,8 @@ class ArtifactWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.claimed and not self.committed:
             shutil.rmtree(self.tmp, ignore_errors=True)
+        if isinstance(exc, OSError):  # disk full, read-only, size limit ... while writing: name it
+            raise storage_error(exc, f"cannot write the artifact {str(self.out)!r}") from exc
 
 
 class VariantWriter:
@@ -167,13 +186,14 @@ class VariantWriter:
         self.claimed = False
 
     def __enter__(self) -> "VariantWriter":
-        import os
-
-        if not os.access(self.root, os.W_OK) or not os.access(self.root.parent, os.W_OK):
-            raise ArtifactError(f"cannot add variants to {str(self.root)!r}: it (or its parent) is read-only",
-                                hint="copy the artifact somewhere writable first")
-        _swept(sweep(self.root.parent, self.tmp.name) + sweep(self.root, OLD_VARIANT_TMP))
-        _claim(self.tmp, f"variants into {str(self.root)!r}")
+        what = f"cannot add variants to {str(self.root)!r}"
+        for d in (self.root, self.root.parent):  # files move into the one, the work dir lives in the other
+            probe_writable(d, what)
+        try:
+            _swept(sweep(self.root.parent, self.tmp.name) + sweep(self.root, OLD_VARIANT_TMP))
+            _claim(self.tmp, f"variants into {str(self.root)!r}")
+        except OSError as e:
+            raise storage_error(e, what) from e
         self.claimed = True
         return self
 
@@ -219,6 +239,8 @@ class VariantWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.claimed:
             shutil.rmtree(self.tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise storage_error(exc, f"cannot add variants to {str(self.root)!r}") from exc
 
 
 def versions() -> dict:

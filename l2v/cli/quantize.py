@@ -18,18 +18,23 @@ def add_quant_flags(p: argparse.ArgumentParser) -> None:
                    help="gate texts, different from --calib (default: built-in real text)")
 
 
-def main(argv=None) -> int:
-    from l2v.cli.common import run_main
-
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="l2v-quantize",
-                                description="Add quantized variants to an existing l2v artifact.")
+                                description="Add quantized variants to an existing l2v artifact, each gated on "
+                                "recall against its fp32 graph; nothing is written unless every one passes.")
     p.add_argument("artifact", help="artifact directory (made by l2v-export)")
     add_quant_flags(p)
     p.add_argument("--overwrite", action="store_true", help="replace variants of the same name")
     p.add_argument("--no-speed", action="store_true", help="skip the batch-1/batch-32 timing")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    from l2v.cli.common import run_main
+
+    args = parser().parse_args(argv)
 
     def job():
         import json

@@ -89,11 +89,11 @@ def build_encoder(source, opts, step) -> BuiltEncoder:
             opts.max_length = st_max_length(config, opts.st, opts.tokenizer or source.path)
         opts.causal = st_causal(config, opts.causal)
     opts.max_length = resolve_max_length(config, opts.max_length)
-    step("loading the model")
+    step(f"loading the model ({source.name})")
     loaded = load(source, "fp32", opts.adapters, opts.tokenizer)
     if opts.adapters:
         how = "all but the last, which stays unmerged" if opts.unmerged_last else "in order"
-        step(f"merging {len(opts.adapters)} adapter(s), {how}")
+        step(f"merging {len(opts.adapters)} adapter{'s' if len(opts.adapters) > 1 else ''}, {how}")
     merge = merge_all_but_last if opts.unmerged_last else merge_adapters
     backbone, infos = merge(loaded.model, opts.adapters)
     applied = ["merged"] * len(infos)

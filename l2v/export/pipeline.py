@@ -6,22 +6,11 @@ write the variants (ONNX export + validation, torch weights) -> the manifest -> 
 """
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 from l2v.errors import InputError
 from l2v.export.options import DTYPE_CHOICES, ExportOptions, default_texts  # noqa: F401  (public names)
-
-
-class _Progress:
-    def __init__(self, enabled: bool):
-        self.enabled, self.step, self.t0 = enabled, 0, time.perf_counter()
-
-    def __call__(self, what: str) -> None:
-        self.step += 1
-        if self.enabled:
-            print(f"[{self.step}] {what} (t={time.perf_counter() - self.t0:.0f}s)", file=sys.stderr)
 
 
 def export_model(model: str | None = None, out=None, *, adapters=(), unmerged_last: bool = False,
@@ -65,6 +54,7 @@ def export_model(model: str | None = None, out=None, *, adapters=(), unmerged_la
 
 def _export(model, out, opts: ExportOptions) -> Path:
     from l2v.artifact import ArtifactWriter, check_out_dir, open_artifact
+    from l2v.export.progress import Progress, stage_count
     from l2v.export.build import build_encoder
     from l2v.export.spec import OnnxExportSpec
     from l2v.export.write import build_manifest, torch_reference, validation_batches, write_onnx, write_torch
@@ -73,21 +63,27 @@ def _export(model, out, opts: ExportOptions) -> Path:
     if out is None:
         raise InputError("--out is required", hint="name the artifact directory to create")
     opts.st = probe_st(model, opts.demo)
+    if (opts.demo or model is None) and opts.preset is None and opts.template is None:
+        from l2v.model.demo import PRESET
+
+        opts.preset = PRESET  # the recipe measured best on the untrained demo model (bench/demo_preset.py)
     opts.check()
     out = Path(out)
     check_out_dir(out, opts.overwrite)
     check_writable(out)
     spec = OnnxExportSpec(opset=opts.opset)
-    step = _Progress(opts.progress)
+    step = Progress(opts.progress, stage_count(opts))
     t0 = time.perf_counter()
-    step("resolving the model")
-    built = build_encoder(resolve_model(model, demo=opts.demo), opts, step)
-    pre = built.preprocessor()
-    texts = opts.texts or default_texts()
-    batches = validation_batches(pre, texts)
-    step(f"computing the PyTorch reference on {len(texts)} texts")
-    reference = torch_reference(built.encoder, batches)
+    # The writer's temp dir is the lock on --out: taken before any work, so a second export to the same
+    # --out fails at once, and a killed run's leftovers are swept (and reported) right here.
     with ArtifactWriter(out, opts.overwrite) as writer:
+        step("resolving the model")
+        built = build_encoder(resolve_model(model, demo=opts.demo), opts, step)
+        pre = built.preprocessor()
+        texts = opts.texts or default_texts()
+        batches = validation_batches(pre, texts)
+        step(f"computing the PyTorch reference on {len(texts)} texts ({len(batches)} batches)")
+        reference = torch_reference(built.encoder, step.bar(batches, "reference"))
         variants = write_onnx(built, writer.tmp, spec, opts.dtype, reference, batches, len(texts) * pre.views,
                               step, opts.verbose)
         step("writing the tokenizer, weights and manifest")
@@ -95,6 +91,7 @@ def _export(model, out, opts: ExportOptions) -> Path:
         if opts.torch_weights:
             unmerged = built.adapters[-1].path if built.applied and built.applied[-1] == "unmerged" else None
             variants["torch"] = write_torch(built.backbone, writer.tmp, unmerged, getattr(built.encoder, "head", None))
+            variants["torch"].facts["dim"] = built.encoder.dim  # checked at load: an edited dim is refused
         manifest = build_manifest(built, opts, spec, variants, opts.dtype,
                                   {"export_seconds_total": round(time.perf_counter() - t0, 1)})
         writer.write_manifest(manifest)
@@ -107,22 +104,24 @@ def _export(model, out, opts: ExportOptions) -> Path:
         writer.commit()
     step("verifying every file's checksum")
     open_artifact(out, verify=True)
-    step(f"done: {out}")
+    step.say(f"done: {out}")
+    if opts.demo or model is None:
+        from l2v.model.demo import NOTE
+
+        step.say(f"note: {NOTE}")
     return out.resolve()
 
 
 def check_writable(out: Path) -> None:
-    """The nearest existing ancestor of `out` must be a writable directory (checked before any work)."""
-    import os
-
+    """The nearest existing ancestor of `out` must be a directory we can really write in (checked before any
+    work; a read-only mount or a full quota is named with the OS's words)."""
     from l2v.errors import ArtifactError
+    from l2v.fileio import probe_writable
 
     parent = out.expanduser().resolve().parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
-        raise ArtifactError(f"--out {str(out)!r} lies under {str(parent)!r}, which is a file",
-                            hint="choose a directory path")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ArtifactError(f"cannot write --out {str(out)!r}: {str(parent)!r} is not writable",
-                            hint="choose a writable location")
+        raise ArtifactError(f"--out {str(out)!r} lies under {str(parent)!r}, which is a file: Not a directory "
+                            "[ENOTDIR]", hint="choose a directory path")
+    probe_writable(parent, f"cannot write --out {str(out)!r} in {str(parent)!r}")

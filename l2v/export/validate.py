@@ -12,9 +12,10 @@ MIN_COSINE = {"fp32": 0.99999, "fp16": 0.999, "bf16": 0.99}
 
 
 def validate_onnx(path: Path, reference: np.ndarray, batches: list, dtype: str, output: str,
-                  n_batched: int | None = None) -> dict:
+                  n_batched: int | None = None, bar=None) -> dict:
     """Run the file on `batches` and compare with `reference` rows; raise ValidationError below threshold.
 
+    `bar(iterable, desc)` shows progress over the batches.
     With `n_batched`, rows `[:n]` are texts embedded inside padded batches and rows `[n:2n]` the same
     texts embedded alone: their largest difference is reported (TEI's batch-invariance property).
     """
@@ -23,7 +24,8 @@ def validate_onnx(path: Path, reference: np.ndarray, batches: list, dtype: str, 
     threshold = MIN_COSINE[dtype]
     try:
         sess = session(path)
-        got = np.concatenate([sess.run([output], b.as_dict())[0] for b in batches])
+        each = bar(batches, f"validating {path.name}") if bar else batches
+        got = np.concatenate([sess.run([output], b.as_dict())[0] for b in each])
     except L2VError as e:
         raise ValidationError(f"ONNX Runtime could not load the exported {path.name}: {e}") from e
     except Exception as e:  # ORT raises its own exception types for graphs it cannot run

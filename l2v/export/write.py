@@ -34,20 +34,21 @@ def write_onnx(built, tmp: Path, spec, dtype: str, reference, batches, n_texts: 
     from l2v.export.validate import validate_onnx
     from l2v.quantize.onnx_methods import convert_fp16
 
-    step(f"exporting ONNX (opset {spec.opset}, dynamo exporter)")
+    step(f"exporting ONNX (opset {spec.opset}, dynamo exporter; the longest stage)")
     t = time.perf_counter()
-    files = export_onnx(built.encoder, batches[0], tmp / "model.onnx", spec, verbose)
+    with step.ticker("exporting ONNX"):
+        files = export_onnx(built.encoder, batches[0], tmp / "model.onnx", spec, verbose)
     seconds = round(time.perf_counter() - t, 1)
     step(f"validating the fp32 graph against PyTorch on {len(batches)} batches")
     variants = {"fp32": Variant("onnx", "fp32", [FileRecord(f) for f in files], facts={"export_seconds": seconds},
                                 validation=validate_onnx(tmp / "model.onnx", reference, batches, "fp32",
-                                                         spec.output, n_texts))}
+                                                         spec.output, n_texts, step.bar))}
     if dtype == "fp16":
         step("converting to fp16 and validating it")
         files = convert_fp16(tmp / "model.onnx", tmp / "model_fp16.onnx")
         variants["fp16"] = Variant("onnx", "fp16", [FileRecord(f) for f in files],
                                    validation=validate_onnx(tmp / "model_fp16.onnx", reference, batches, "fp16",
-                                                            spec.output, n_texts))
+                                                            spec.output, n_texts, step.bar))
     return variants
 
 
@@ -58,14 +59,12 @@ def write_torch(backbone, tmp: Path, unmerged_adapter: str | None = None, head=N
     layers) is stored as torch/head.safetensors (its layout is the manifest's graph.head)."""
     import shutil
 
-    from safetensors.torch import save_file
-
     from l2v.model.adapters import ADAPTER_SUBDIR, CONFIG, WEIGHTS, base_state_dict
 
     out = tmp / TORCH_DIR
     out.mkdir(parents=True)
     state = {k: v.detach().contiguous() for k, v in base_state_dict(backbone).items()}
-    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    save_weights(state, out / "model.safetensors")
     cfg = backbone.config.to_dict()
     cfg.pop("quantization_config", None)
     cfg["architectures"] = [type(backbone).__name__]
@@ -84,6 +83,28 @@ def write_torch(backbone, tmp: Path, unmerged_adapter: str | None = None, head=N
             files.append(f"{TORCH_DIR}/{ADAPTER_SUBDIR}/{name}")
         facts["adapter_dir"] = f"{TORCH_DIR}/{ADAPTER_SUBDIR}"
     return Variant("torch", "fp32", [FileRecord(f) for f in files], facts=facts)
+
+
+def save_weights(state: dict, path: Path) -> None:
+    """safetensors' `save_file`, with its I/O failures (a Rust error type carrying "os error N") raised as
+    the `OSError` they are, so a full disk is reported like any other write; readable by all like the
+    other files (safetensors creates it 0600)."""
+    import errno
+    import os
+    import re
+
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    try:
+        save_file(state, str(path), metadata={"format": "pt"})
+    except SafetensorError as e:
+        m = re.search(r"os error (\d+)", str(e))
+        if m is None:
+            raise
+        code = int(m.group(1))
+        raise OSError(code, os.strerror(code) if code in errno.errorcode else str(e), str(path)) from e
+    os.chmod(path, 0o644)
 
 
 def source_record(source) -> dict:
@@ -120,7 +141,10 @@ def build_manifest(built, opts, spec, variants: dict, default: str, timings: dic
     return Manifest(
         source=source_record(built.source),
         adapters=[AdapterRecord(**{**a.summary(), "applied": how}) for a, how in zip(built.adapters, built.applied)],
-        model=ModelInfo(cfg.model_type, cfg.hidden_size, cfg.num_hidden_layers),
+        model=ModelInfo(cfg.model_type, cfg.hidden_size, cfg.num_hidden_layers,
+                        num_heads=getattr(cfg, "num_attention_heads", None),
+                        intermediate_size=getattr(cfg, "intermediate_size", None),
+                        context=getattr(cfg, "max_position_embeddings", None)),
         graph=Graph(attention="causal" if opts.causal else "bidirectional", pooling=opts.pooling,
                     normalize=opts.normalize, dim=built.encoder.dim, inputs=list(spec.inputs), output=spec.output,
                     opset=spec.opset, dynamic_axes={"0": spec.batch_axis, "1": spec.sequence_axis},
