@@ -165,8 +165,7 @@ def write_hf_package(artifact, out, prompts: dict | None = None, default_prompt_
             if rec is not config_rec:
                 _copy(art.path(rec.path), tmp / Path(rec.path).name)
         (tmp / "config.json").write_text(json.dumps(hf_config, indent=2))
-        for rec in m.files:
-            _copy(art.path(rec.path), tmp / rec.path)
+        art.tokenizer.save_pretrained(str(tmp))  # with the recorded pad token (also for schema-1 artifacts)
         tok_cfg_path = tmp / "tokenizer_config.json"
         tok_cfg = json.loads(tok_cfg_path.read_text()) if tok_cfg_path.exists() else {}
         tok_cfg.update(pad_token=m.tokenizer.pad_token, model_max_length=m.max_length)

@@ -201,8 +201,7 @@ def write_triton_repo(artifact, out, options: TritonOptions | None = None, overw
         (tmp / enc_name / "config.pbtxt").write_text(
             encoder_config(enc_name, platform, filename, inputs, output, dim, o))
         tdir = tmp / tok_name / "1"
-        for rec in m.files:  # the shared files: tokenizer (and chat template)
-            _link_or_copy(art.path(rec.path), tdir / "tokenizer" / rec.path, copy=True)
+        art.tokenizer.save_pretrained(str(tdir / "tokenizer"))  # pad token and side as recorded; schema 1 too
         tdir.joinpath("model.py").write_text(
             resources.files("l2v.package").joinpath("templates/triton_model.py").read_text(encoding="utf-8"))
         write_text_package(tdir)

@@ -1,7 +1,8 @@
 """Start Ray Serve with the embeddings application, wait for Ctrl-C / SIGTERM, shut everything down.
 
 Local by default: a private single-node Ray instance, stopped on exit. `address` joins an existing
-cluster instead (its Serve HTTP options are the cluster's; on exit only our application is deleted).
+cluster instead (Serve is started there with our HTTP options unless it already runs, whose options then
+stay; on exit only our application is deleted, the cluster and its Serve keep running).
 What this module handles because Ray does not (each one measured on Ray 2.60):
 
 - a busy port is only noticed once Ray and the proxy are up (tens of seconds): it is checked first;
@@ -125,9 +126,9 @@ def run_server(config: ServeConfig, launch: Launch, say=print) -> None:
         t_ray = time.perf_counter() - t0
         if stop.event.is_set():
             return
-        if private:
-            serve.start(http_options={"host": launch.host, "port": launch.port},
-                        logging_config={"log_level": "WARNING", "enable_access_log": False})
+        # on a cluster whose Serve already runs, its HTTP options stay (Ray says so in one line)
+        serve.start(http_options={"host": launch.host, "port": launch.port},
+                    logging_config={"log_level": "WARNING", "enable_access_log": False})
         serve.run(build_app(config, launch.replicas, launch.cpus_per_replica), name=APP_NAME, route_prefix="/",
                   blocking=False)
         stop.own()
