@@ -1,6 +1,6 @@
 """The real l2v-serve (Ray Serve, a private local instance) on a free loopback port, queried with the real
 `openai` client and raw HTTP: vectors equal `encode`, bad requests get OpenAI-shaped 4xx errors while the
-server keeps serving, concurrent clients share forward passes, Ctrl-C stops everything. One server for
+server keeps serving, concurrent clients share forward passes, SIGTERM stops everything. One server for
 the whole module (Ray takes 30-60 s to start on a loaded 2-core machine)."""
 import json
 import signal
@@ -125,8 +125,9 @@ def test_concurrent_clients_share_forward_passes(server, svc):
     assert after["max_batch"] <= 8  # --max-batch-size
 
 
-def test_ctrl_c_stops_everything(server):
-    server.stop(signal.SIGINT)  # the module's last test: the fixture's stop is then a no-op
+def test_sigterm_stops_everything(server):
+    """SIGTERM, what supervisors send and the signal `ray.init` takes over (Ctrl-C: test_server_sigint.py, slow)."""
+    server.stop(signal.SIGTERM)  # the module's last test: the fixture's stop is then a no-op
     assert server.exit_code == 0, server.log_tail()
     assert server.leaked == [], f"processes left behind: {server.leaked}"
     assert "l2v-serve: stopping" in server.log_tail()

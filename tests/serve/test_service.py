@@ -56,3 +56,23 @@ def test_bad_item_and_bad_config(svc, tiny_llama_artifact):
         svc.tokenize(["ok", 3])
     with pytest.raises(InputError, match="--max-batch-size 0"):
         ServeConfig(str(tiny_llama_artifact), max_batch_size=0).check()
+
+
+def test_a_batch_is_cut_by_length_under_the_token_budget(svc, monkeypatch):
+    """What `@serve.batch` hands over (texts of several requests) runs as length-sorted forward passes of at
+    most `max_batch_tokens` (40 here) padded tokens, so one long text does not pad the short ones."""
+    texts = ["x", "The quick brown fox jumps over the lazy dog. " * 3, "hello world", "a b c d e f", "y z"]
+    items = svc.tokenize(texts)
+    passes, run = [], svc.encoder.run
+
+    def recording_run(batch):
+        passes.append(np.asarray(batch.attention_mask).sum(1).tolist())  # real tokens per row of this pass
+        return run(batch)
+
+    monkeypatch.setattr(svc.encoder, "run", recording_run)
+    got = svc.embed(items)
+    lengths = [n for p in passes for n in p]
+    assert sorted(lengths) == sorted(it.n_tokens for it in items) and len(passes) > 1
+    assert all(max(p) * len(p) <= 40 or len(p) == 1 for p in passes), passes
+    assert min(passes[0]) >= max(passes[-1])  # longest first; short rows together, the long one apart
+    np.testing.assert_allclose(got, svc.encoder.encode(texts), atol=1e-5)
