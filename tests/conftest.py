@@ -19,3 +19,11 @@ def st_gemma(tmp_path_factory):
     folder = save_st_folder(base / "st", **STACKS["gemma3-bidir-mean-2dense-norm"])
     return folder, l2v.export_model(str(folder), base / "art", progress=False,
                                     quant=["int8-smooth:keep_sensitive=1"])  # calibration and gate with a head
+def tiny_llama_artifact(tmp_path_factory):
+    """A tiny random llama exported by l2v (max_length 64): shared by the serving and packaging tests."""
+    import l2v
+    from tiny import save_model_dir
+
+    root = tmp_path_factory.mktemp("tiny_llama")
+    base = save_model_dir(root / "base", "llama")
+    return l2v.export_model(str(base), root / "tiny_llama", max_length=64, progress=False)
