@@ -8,7 +8,6 @@ against what the recall gate measured (min cosine >= 0.99); both figures are rec
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np

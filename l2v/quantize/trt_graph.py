@@ -75,14 +75,27 @@ def restore_module_metadata(model, modules: dict) -> int:
 
 def set_opset(model, version: int):
     """Raise the default-domain opset with ONNX's version converter (which rewrites ops whose signature
-    changed); the projection MatMuls keep their module names."""
-    import onnx
+    changed); the projection MatMuls keep their module names. Consumes `model`: the converter copies the
+    graph, so the large initializers' data is moved out first and into the result after (a 2 GB graph
+    does not need twice the memory)."""
     from onnx import version_converter
+
+    from l2v.errors import ValidationError
 
     if opset_of(model) >= version:
         return model
     modules = weight_modules(model)
+    kept = {}
+    for init in model.graph.initializer:
+        if init.HasField("raw_data") and int(np.prod(init.dims or [1])) >= 4096:
+            kept[init.name] = init.raw_data
+            init.ClearField("raw_data")
     out = version_converter.convert_version(model, version)
+    for init in out.graph.initializer:
+        if init.name in kept:
+            init.raw_data = kept.pop(init.name)
+    if kept:
+        raise ValidationError(f"internal: the opset {version} conversion dropped initializers {sorted(kept)[:3]}")
     restore_module_metadata(out, modules)
     return out
 
