@@ -2,6 +2,7 @@
 strongly typed, fp32 islands), the Q/DQ int8/fp8 graphs run on ONNX Runtime, the recall gate, the build
 plans, and the CLI / load paths that say the engine was not built. The engine itself is tested under the
 `trt` marker (test_engine_*), which needs TensorRT and a CUDA GPU."""
+import importlib.util
 import json
 from collections import Counter
 
@@ -49,6 +50,20 @@ def test_fp16_graph_is_simplified_typed_and_keeps_fp32_islands(artifact, texts):
     assert sum(types.get(n.output[0]) == FLOAT16 for n in m.graph.node if n.op_type == "MatMul") >= 14
     classes = f["precision_policy"]["node_classes"]
     assert classes["fp32:norm"] >= 5 and classes["fp32:softmax"] == 2 * 2 and classes["fp32:tail"] >= 2
+    _bench_plans_the_engine_row(artifact)
+
+
+def _bench_plans_the_engine_row(artifact):
+    """l2v-bench: a trt-* variant gets a `trt` row (its engine) once an engine is recorded; not before."""
+    from l2v.artifact import open_artifact
+    from l2v.bench.config import BenchConfig
+    from l2v.bench.session import runner_plan
+
+    art = open_artifact(artifact)
+    config = BenchConfig(targets=[str(artifact)], backends=("trt",))
+    assert [(b, p) for b, p, _ in runner_plan(art, config, "cuda")][1:] == [("trt", "fp32")]
+    art.manifest.variants["trt-fp16"].facts["engine"] = {"engine": "model_trt-fp16.engine", "tensorrt": "10.9"}
+    assert [(b, p) for b, p, _ in runner_plan(art, config, "cuda")][1:] == [("trt", "trt-fp16"), ("trt", "fp32")]
 
 
 @pytest.mark.parametrize("kind", ["int8", "fp8"])
@@ -200,6 +215,10 @@ def test_unknown_trt_precision_and_stray_flags_are_refused():
 
 
 # ---------------------------------------------------------------------- where TensorRT and a GPU exist
+NO_TRT = pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None,
+                            reason="TensorRT is not installed (pip install 'l2v-export[trt]' on a CUDA GPU machine)")
+
+
 def _needs_engine():
     pytest.importorskip("tensorrt", reason="TensorRT is not installed (pip install 'l2v-export[trt]' on a GPU machine)")
     from l2v.trt.engine import unavailable_reason
@@ -209,6 +228,7 @@ def _needs_engine():
 
 
 @pytest.mark.trt
+@NO_TRT
 @pytest.mark.parametrize("precision", ["fp16", "int8"])
 def test_engine_build_run(artifact, texts, precision):
     import l2v
@@ -228,6 +248,7 @@ def test_engine_build_run(artifact, texts, precision):
 
 
 @pytest.mark.trt
+@NO_TRT
 def test_engine_from_another_gpu_or_tensorrt_is_refused(artifact, texts):
     import l2v
     from l2v.export.trt import build_engines
