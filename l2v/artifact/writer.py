@@ -176,13 +176,14 @@ class ArtifactWriter:
 class VariantWriter:
     """Add variants to an existing artifact: `with VariantWriter(art) as w: ...files into w.tmp...;
     w.add(name, variant); w.commit(replace=[...])`. Variant file paths given to `add` are relative to
-    `w.tmp` and land at the artifact's root."""
+    `w.tmp` and land at the artifact's root. `w.update(name, variant)` adds files to an existing variant."""
 
     def __init__(self, artifact: Artifact):
         self.artifact = artifact
         self.root = artifact.root
         self.tmp = variants_tmp(self.root)
         self.added: dict[str, Variant] = {}
+        self.updated: dict[str, Variant] = {}
         self.claimed = False
 
     def __enter__(self) -> "VariantWriter":
@@ -207,6 +208,34 @@ class VariantWriter:
                 raise ArtifactError(f"internal: variant {name!r} lists {rec.path!r}, which was not written")
         self.added[name] = variant
 
+    def update(self, name: str, variant: Variant) -> None:
+        """Replace the entry of the existing variant `name` by `variant`, whose files are either the old
+        entry's (left in place) or new files written into `self.tmp` (e.g. a TensorRT engine built later).
+        Old files the new entry no longer lists are removed on commit."""
+        old = self.artifact.manifest.variants.get(name)
+        if old is None:
+            raise InputError(f"variant {name!r} is not in this artifact")
+        existing = {r.path for r in old.files}
+        for rec in variant.files:
+            files.resolve(self.tmp, rec.path)
+            if not (self.tmp / rec.path).is_file() and rec.path not in existing:
+                raise ArtifactError(f"internal: variant {name!r} lists {rec.path!r}, which was not written")
+        self.updated[name] = variant
+
+    def _commit_updates(self, manifest: Manifest) -> None:
+        for name, v in self.updated.items():
+            old = manifest.variants[name]
+            for rec in v.files:
+                if (self.tmp / rec.path).is_file():
+                    rec.size = rec.sha256 = None
+                    fill_records(self.tmp, [rec])
+                    os.replace(self.tmp / rec.path, self.root / rec.path)
+            manifest.variants[name] = v
+            listed = {r.path for x in manifest.variants.values() for r in x.files} | {r.path for r in manifest.files}
+            for rec in old.files:
+                if rec.path not in listed and (self.root / rec.path).is_file():
+                    (self.root / rec.path).unlink()
+
     def commit(self, replace=()) -> Manifest:
         """Move the new files in (replacing the variants named in `replace`) and write the manifest."""
         manifest = self.artifact.manifest
@@ -230,6 +259,7 @@ class VariantWriter:
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(self.tmp / rec.path, dst)
             manifest.variants[name] = v
+        self._commit_updates(manifest)
         for v in manifest.variants.values():  # schema 1 artifacts: record what was never recorded
             fill_records(self.root, v.files)
         fill_records(self.root, manifest.files)

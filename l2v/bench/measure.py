@@ -8,6 +8,8 @@ from l2v.bench.stats import summarize
 
 def _where(runner) -> dict:
     lib = "onnxruntime" if runner.backend in ("ort", "trt") else "torch"
+    if runner.backend == "trt" and runner.precision.startswith("trt-"):  # a trt-* variant's own engine
+        lib = "tensorrt"
     return {"backend": runner.backend, "precision": runner.precision, "library": lib, "dtype": runner.dtype}
 
 

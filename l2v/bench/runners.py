@@ -8,7 +8,9 @@ hf:    the Hugging Face baseline: `AutoModel` from the artifact's torch weights 
 torch: the torch backend, engine padded; packed: engine packed (CUDA only here).
 ort:   the onnx backend (ONNX Runtime), one runner per ONNX variant in the manifest. (`ort` is this
        report's historical label for the onnx backend; `--backends onnx` is accepted too.)
-trt:   ONNX Runtime's TensorRT execution provider on the fp32 graph, when `tensorrt` imports.
+trt:   the TensorRT engine of each trt-* variant built on this machine (`l2v-export --trt` / `l2v-build-trt`),
+       row precision = the variant name; and ONNX Runtime's TensorRT execution provider on the fp32 graph
+       (precision "fp32") when `tensorrt` imports and onnxruntime has that provider.
 """
 from __future__ import annotations
 
@@ -159,6 +161,20 @@ def trt_unavailable_reason() -> str | None:
     if "TensorrtExecutionProvider" not in ort.get_available_providers():
         return "tensorrt imports, but this onnxruntime has no TensorrtExecutionProvider (install onnxruntime-gpu)"
     return None
+
+
+def trt_engine_variants(artifact) -> list[str]:
+    """The trt-* variants of the artifact that have a built engine."""
+    return [n for n in artifact.manifest.variants_of("trt") if (artifact.variant(n).facts or {}).get("engine")]
+
+
+def open_trt_engine(artifact, variant: str) -> Runner:
+    """A trt-* variant's TensorRT engine (an engine from another GPU/TensorRT is an error naming both)."""
+    v = artifact.variant(variant)
+    b = open_backend(artifact, v, RunOptions("cuda", engine="tensorrt"))
+    engine = artifact.path(v.facts["engine"]["engine"])
+    return Runner("trt", variant, b, engine.stat().st_size, "int8" if v.dtype in ("int8", "fp8") else str(v.dtype),
+                  f"TensorRT {v.facts['engine'].get('tensorrt')} engine, {v.dtype}")
 
 
 def open_trt(artifact, threads: int | None) -> Runner:

@@ -25,8 +25,16 @@ def runner_plan(artifact, config, device: str) -> list[tuple[str, str, object]]:
         for name in artifact.manifest.variants_of("onnx"):
             plan.append(("ort", name, lambda n=name: runners.open_ort(artifact, n, device, config.threads)))
     if "trt" in config.backends:
+        for name in runners.trt_engine_variants(artifact):
+            plan.append(("trt", name, lambda n=name: runners.open_trt_engine(artifact, n)))
         plan.append(("trt", "fp32", lambda: runners.open_trt(artifact, config.threads)))
     return plan
+
+
+def trt_engine_unavailable() -> str | None:
+    from l2v.trt.engine import unavailable_reason
+
+    return unavailable_reason()
 
 
 class ArtifactBench:
@@ -51,7 +59,8 @@ class ArtifactBench:
         from l2v.bench import runners
 
         self.progress.set_description(f"loading {backend}/{precision}")
-        if backend == "trt" and (reason := runners.trt_unavailable_reason()):
+        if backend == "trt" and (reason := runners.trt_unavailable_reason() if precision == "fp32"
+                                 else trt_engine_unavailable()):
             self.rows.skip("backend", reason, backend="trt", precision=precision)
             return None
         t0 = time.perf_counter()

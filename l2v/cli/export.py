@@ -55,9 +55,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr (errors still print)")
     p.add_argument("--verbose", action="store_true", help="show the ONNX exporter's own output")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    from l2v.cli.quantize import add_quant_flags
+    from l2v.cli.quantize import add_quant_flags, add_trt_flags
 
     add_quant_flags(p)
+    add_trt_flags(p)
     return p
 
 
@@ -76,6 +77,7 @@ def main(argv=None) -> int:
             overwrite=args.overwrite, opset=args.opset, torch_weights=not args.no_torch_weights,
             tokenizer=args.tokenizer, demo=args.demo, progress=not args.quiet, verbose=args.verbose,
             quant=args.quant, min_recall=args.min_recall, calib=args.calib, eval=args.eval,
+            trt=args.trt, trt_precisions=args.trt_precision, trt_shapes=args.trt_shapes,
         )
         print(out)
 

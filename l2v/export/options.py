@@ -36,6 +36,9 @@ class ExportOptions:
     min_recall: float | None = None
     calib: str | None = None
     eval: str | None = None
+    trt: bool = False  # add trt-<precision> variants: TensorRT-ready graphs + build plans (+ engines where possible)
+    trt_precisions: list[str] = field(default_factory=list)  # default ["fp16"]
+    trt_shapes: str | None = None  # optimization profiles, batch=MIN:OPT:MAX,seq=MIN:OPT:MAX[;...]
     quant_plan: object = field(default=None, repr=False)  # set by check(): the checked QuantPlan
     st: object = field(default=None, repr=False)  # l2v.model.st.STModel when MODEL is a sentence-transformers folder
 
@@ -58,14 +61,15 @@ class ExportOptions:
             _positive_int(self.dim, "--dim", 1)
         self._check_opset()
         self._check_adapters()
+        self._check_trt()
         if self.min_recall is not None and not self.quant:
-            raise InputError(f"--min-recall {self.min_recall} without --quant gates nothing",
-                             hint="add --quant METHOD, or drop --min-recall")
+            raise InputError(f"--min-recall {self.min_recall} without --quant or --trt gates nothing",
+                             hint="add --quant METHOD (or --trt), or drop --min-recall")
         if self.quant:
             from l2v.quantize.plan import plan_quantization
 
             if self.unmerged_last:
-                raise InputError("--quant cannot be combined with --keep-last-adapter-unmerged",
+                raise InputError("--quant/--trt cannot be combined with --keep-last-adapter-unmerged",
                                  hint="quantize a merged export (drop --keep-last-adapter-unmerged)")
             self.quant_plan = plan_quantization(self.quant, self.calib, self.eval, self.min_recall,
                                                 torch_weights=self.torch_weights, model_available=True)
@@ -90,6 +94,31 @@ class ExportOptions:
         self.normalize = bool(self.normalize or self.st.normalize)
         if self.dim is None:
             self.dim = self.st.truncate_dim
+    def _check_trt(self) -> None:
+        """--trt adds one `trt-<precision>` quantization config per precision (gated like --quant)."""
+        from l2v.quantize.config import TrtConfig, trt_config
+
+        if not self.trt:
+            if self.trt_precisions or self.trt_shapes:
+                flag = "--trt-precision" if self.trt_precisions else "--trt-shapes"
+                raise InputError(f"{flag} without --trt is not used", hint="add --trt")
+            return
+        if isinstance(self.trt_precisions, str):
+            self.trt_precisions = [self.trt_precisions]
+        precisions = list(dict.fromkeys(self.trt_precisions or ["fp16"]))
+        configs = [trt_config(p, self.trt_shapes) for p in precisions]
+        if self.max_length is not None:
+            from l2v.trt.plan import parse_shapes
+
+            parse_shapes(self.trt_shapes, self.max_length)
+        taken = {q.variant if isinstance(q, TrtConfig) else str(q).split(":")[0] for q in self.quant}
+        self.quant = list(self.quant) + [c for c in configs if c.variant not in taken]
+
+    @property
+    def trt_variants(self) -> list[str]:
+        from l2v.quantize.config import TrtConfig
+
+        return [q.variant for q in self.quant if isinstance(q, TrtConfig)]
 
     def _check_opset(self) -> None:
         from l2v.export.spec import MIN_OPSET

@@ -21,7 +21,8 @@ def export_model(model: str | None = None, out=None, *, adapters=(), unmerged_la
                  doc_max_length: int | None = -1, overwrite: bool = False, opset: int = 18,
                  torch_weights: bool = True, tokenizer: str | None = None, texts: list[str] | None = None,
                  demo: bool = False, progress: bool = True, verbose: bool = False, quant=(),
-                 min_recall: float | None = None, calib=None, eval=None) -> Path:
+                 min_recall: float | None = None, calib=None, eval=None, trt: bool = False,
+                 trt_precisions=(), trt_shapes: str | None = None) -> Path:
     """Export MODEL (+ LoRA `adapters`, merged in order) and validate it; returns the artifact path.
 
     model: a local HF directory, a sentence-transformers folder (modules.json: its modules, prompts and
@@ -32,7 +33,9 @@ def export_model(model: str | None = None, out=None, *, adapters=(), unmerged_la
     dtype: "fp32", or "fp16" to add a validated fp16 graph.
     max_length: tokens per text (default 512, or the model's context if shorter; more is refused).
     normalize / dim: L2 normalisation and Matryoshka truncation inside the graph. quant / min_recall /
-    calib / eval: quantized variants gated on recall (docs/quantization.md). texts: validation texts
+    calib / eval: quantized variants gated on recall (docs/quantization.md). trt / trt_precisions /
+    trt_shapes: `trt-<precision>` variants (TensorRT-ready graphs + build plans, gated like quant; engines
+    built where TensorRT and a GPU exist, else one line says how; docs/tensorrt.md). texts: validation texts
     (default: the packaged real sentences). torch_weights: also store the merged weights for
     backend="torch". Raises `L2VError` subclasses on bad input; nothing is written then.
     """
@@ -43,16 +46,23 @@ def export_model(model: str | None = None, out=None, *, adapters=(), unmerged_la
         doc_max_length=doc_max_length, overwrite=overwrite, opset=opset, torch_weights=torch_weights,
         tokenizer=tokenizer, texts=texts, demo=demo, progress=progress, verbose=verbose,
         quant=list(quant) if isinstance(quant, (list, tuple)) else [quant], min_recall=min_recall,
-        calib=calib, eval=eval)
+        calib=calib, eval=eval, trt=trt, trt_precisions=list(trt_precisions or []), trt_shapes=trt_shapes)
     if progress:
-        return _export(model, out, opts)
-    from l2v.model.load import quiet_loading
+        path, no_engines = _export(model, out, opts)
+    else:
+        from l2v.model.load import quiet_loading
 
-    with quiet_loading(silence_stderr=True):
-        return _export(model, out, opts)
+        with quiet_loading(silence_stderr=True):
+            path, no_engines = _export(model, out, opts)
+    if no_engines:  # --trt without TensorRT or a GPU: one line, also with progress off
+        from l2v.export.trt import notice
+
+        print(notice(path, no_engines), file=sys.stderr)
+    return path
 
 
-def _export(model, out, opts: ExportOptions) -> Path:
+def _export(model, out, opts: ExportOptions) -> tuple[Path, str | None]:
+    """The export; returns (artifact path, why TensorRT engines were not built or None)."""
     from l2v.artifact import ArtifactWriter, check_out_dir, open_artifact
     from l2v.export.progress import Progress, stage_count
     from l2v.export.build import build_encoder
@@ -101,6 +111,7 @@ def _export(model, out, opts: ExportOptions) -> Path:
             step(f"quantizing: {', '.join(opts.quant_plan.names)}")
             quantize_artifact(writer.tmp, opts.quant, plan=opts.quant_plan, torch_model=built.encoder,
                               progress=opts.progress, verify=False)
+        no_engines = _trt_engines(writer.tmp, opts, step) if opts.trt else None
         writer.commit()
     step("verifying every file's checksum")
     open_artifact(out, verify=True)
@@ -109,7 +120,21 @@ def _export(model, out, opts: ExportOptions) -> Path:
         from l2v.model.demo import NOTE
 
         step.say(f"note: {NOTE}")
-    return out.resolve()
+    return out.resolve(), no_engines
+
+
+def _trt_engines(tmp: Path, opts: ExportOptions, step) -> str | None:
+    """Build the trt variants' engines into the artifact being written; returns why not when TensorRT or
+    a GPU is missing (the export still succeeds: the graphs and plans are written)."""
+    from l2v.trt.engine import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is None:
+        from l2v.export.trt import build_engines
+
+        step(f"building TensorRT engines: {', '.join(opts.trt_variants)}")
+        build_engines(tmp, opts.trt_variants, step)
+    return reason
 
 
 def check_writable(out: Path) -> None:

@@ -49,7 +49,10 @@ class Gate:
             out["size_bytes"] = graph.file_bytes(Path(tmp) / main.path) if main else None
             out["reference"] = self.ctx.source_name
             out["reference_size_bytes"] = graph.file_bytes(self.ctx.source_path)
-            if self.measure_speed:
+            simulates = getattr(backend, "simulates", None)
+            if simulates:  # e.g. a trt variant's graph on ONNX Runtime: its speed says nothing of TensorRT's
+                out["measured_on"] = f"ONNX Runtime (CPU), standing in for {simulates}"
+            if self.measure_speed and not simulates:
                 b1, b32 = speed_batches(self.ctx, self.texts, self.speed_tokens)
                 t = speed({"ref": self.reference_backend, "variant": backend}, b1, b32, min_seconds=1.0, max_reps=5)
                 out["speed"] = {"tokens_per_text": int(b32.input_ids.shape[1]), **t["variant"],

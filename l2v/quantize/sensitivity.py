@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from l2v.numerics import fake_quant, fake_quant_blocks, fake_quant_per_block, replaced_forward
+from l2v.numerics import (FP8_E4M3_MAX, INT8_MAX, fake_quant, fake_quant_blocks, fake_quant_fp8, fake_quant_per_block,
+                          fake_quant_static, replaced_forward)
+
+STATIC_KERNELS = {"int8-static": ("int8", INT8_MAX), "fp8-static": ("fp8", FP8_E4M3_MAX)}
 
 
 def _arch(model):
@@ -23,8 +26,16 @@ def _arch(model):
     return arch_of(model.config)
 
 
-def kernel_arithmetic(kernel: str = "token", block_size: int = 32):
-    """(activation fake-quant, weight fake-quant) in torch; torch weights are [out, in]."""
+def kernel_arithmetic(kernel: str = "token", block_size: int = 32, act_amax: float | None = None):
+    """(activation fake-quant, weight fake-quant) in torch; torch weights are [out, in]. The static
+    kernels need `act_amax`, the calibrated range of the activation tensor (its scale is amax / qmax)."""
+    if kernel in STATIC_KERNELS:
+        fmt, qmax = STATIC_KERNELS[kernel]
+        if act_amax is None:
+            raise ValueError(f"kernel {kernel!r} needs the calibrated activation range (act_amax)")
+        scale = max(float(act_amax), 1e-8) / qmax
+        weight = (lambda w: fake_quant(w, axis=1)) if fmt == "int8" else (lambda w: fake_quant_fp8(w, axis=1))
+        return (lambda x: fake_quant_static(x, scale, fmt)), weight
     if kernel == "nbits":
         return (lambda x: fake_quant_per_block(x, block_size, axis=-1),
                 lambda w: fake_quant_blocks(w, block_size, 8, axis=1))
@@ -32,10 +43,11 @@ def kernel_arithmetic(kernel: str = "token", block_size: int = 32):
 
 
 def rank_units(model, batches: list, scales: dict, by: str = "layer", outliers: dict | None = None,
-               kernel: str = "token", block_size: int = 32) -> list[tuple[str, float]]:
+               kernel: str = "token", block_size: int = 32, act_amax: dict | None = None) -> list[tuple[str, float]]:
     """[(unit, cosine drop)] most sensitive first, one forward per unit (`by`: "layer", or "unit" for the
     projection groups of arch.py). `scales`: {module: smoothing s} (missing = 1); `outliers`:
-    {module: input channels kept in fp32}."""
+    {module: input channels kept in fp32}; `act_amax`: {module: calibrated range of its (smoothed,
+    outlier-free) input} for the static kernels."""
     import torch
 
     arch = _arch(model)
@@ -46,8 +58,6 @@ def rank_units(model, batches: list, scales: dict, by: str = "layer", outliers: 
     units: dict[str, list[str]] = {}
     for n, (_, unit) in linears.items():
         units.setdefault(unit, []).append(n)
-    fq_act, fq_w = kernel_arithmetic(kernel, block_size)
-
     def run():
         with torch.no_grad():
             return torch.cat([model(**{k: torch.from_numpy(b[k]) for k in b.keys()}) for b in batches]).numpy()
@@ -59,6 +69,7 @@ def rank_units(model, batches: list, scales: dict, by: str = "layer", outliers: 
         keep = torch.ones(m.in_features)
         idx = torch.as_tensor(np.asarray((outliers or {}).get(n, []), dtype=np.int64))
         keep[idx] = 0.0
+        fq_act, fq_w = kernel_arithmetic(kernel, block_size, (act_amax or {}).get(n))
         wq, w_o = fq_w(w * keep[None, :]), w[:, idx]
 
         def fwd(x):

@@ -12,7 +12,7 @@ from l2v.runtime.backend import Backend, RunOptions, open_backend
 from l2v.text.batch import Batch
 from l2v.text.batching import length_sorted_batches
 
-BACKEND_NAMES = ("onnx", "torch")
+BACKEND_NAMES = ("onnx", "torch", "trt")
 
 
 class Encoder:
@@ -155,6 +155,8 @@ def choose_variant(manifest, backend: str | None, variant: str | None) -> str:
     if variant is not None:
         v = manifest.variant(variant)
         runs_on = backend_class(v.kind).name
+        if backend == "onnx" and v.kind == "trt":  # a trt variant's graph runs on ONNX Runtime too
+            return variant
         if backend is not None and runs_on != backend:
             raise InputError(f"variant {variant!r} (kind {v.kind}) runs on the {runs_on} backend, not {backend}",
                              hint=f"load it with backend={runs_on!r} or leave backend out")
@@ -162,33 +164,57 @@ def choose_variant(manifest, backend: str | None, variant: str | None) -> str:
     if backend in (None, backend_class(manifest.variant().kind).name):
         return manifest.default_variant
     names = [n for n, v in manifest.variants.items() if backend_class(v.kind).name == backend and v.kind == backend]
+    if backend == "trt":  # the first one with an engine (opening one without says how to build it)
+        names.sort(key=lambda n: not manifest.variants[n].facts.get("engine"))
     if not names:
         from l2v.errors import ArtifactError
 
         raise ArtifactError(f"this artifact has no variant for the {backend} backend",
                             hint="re-export without --no-torch-weights" if backend == "torch" else
+                            "export with --trt (l2v-export MODEL --trt)" if backend == "trt" else
                             f"available variants: {', '.join(manifest.variants)}")
     return names[0]
 
 
-def load(path, backend: str | None = None, *, variant: str | None = None, device: str = "cpu",
+def load(path, backend: str | None = None, *, variant: str | None = None, device: str | None = None,
          engine: str | None = None, threads: int | None = None, providers=None, verify: bool = False,
          max_length: int | None = None) -> Encoder:
     """Open an artifact and one of its variants.
 
-    backend: "onnx" (ONNX Runtime) or "torch" (PyTorch); None: whatever runs `variant`.
-    variant: a name from the manifest (fp32, fp16, int8-smooth, w4, bnb-int8, torch, ...); None: the
-        artifact's default (with backend="torch": the merged PyTorch weights).
-    device: "cpu" or "cuda". engine: the torch backend's "padded" or "packed" (default packed on CUDA).
+    backend: "onnx" (ONNX Runtime), "torch" (PyTorch) or "trt" (a TensorRT engine); None: whatever runs
+        `variant`. A trt variant's graph also runs with backend="onnx".
+    variant: a name from the manifest (fp32, fp16, int8-smooth, w4, bnb-int8, torch, trt-int8, ...); None:
+        the artifact's default (backend="torch": the merged PyTorch weights; "trt": a trt-* variant).
+    device: "cpu" or "cuda"; None: "cpu", except for trt variants, which then run their engine where
+        TensorRT and a CUDA GPU exist and else their graph on ONNX Runtime (saying so once).
+    engine: the torch backend's "padded" or "packed" (default packed on CUDA); for trt variants
+        "tensorrt", "onnxruntime" or "auto" (default: from backend and device, as above).
     threads: intra-op threads. providers: ONNX Runtime execution providers, overriding `device`.
     verify: check every file's sha256 before loading (sizes are always checked).
     max_length: truncate texts to fewer tokens than the artifact's max_length (never more).
     """
     from l2v.artifact import open_artifact
 
-    options = RunOptions(device, threads, tuple(providers) if providers is not None else None, engine)
     art = open_artifact(path, verify=verify)
     name = choose_variant(art.manifest, backend, variant)
     if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2):
         raise InputError(f"max_length {max_length!r} must be an integer >= 2")
+    if art.manifest.variants[name].kind == "trt":
+        engine, device = trt_engine(backend, device, engine)
+    options = RunOptions(device or "cpu", threads, tuple(providers) if providers is not None else None, engine)
     return Encoder(art, open_backend(art, name, options), name, max_length)
+
+
+def trt_engine(backend: str | None, device: str | None, engine: str | None) -> tuple[str, str | None]:
+    """(engine, device) for a trt variant: backend "trt" or device "cuda" mean the TensorRT engine,
+    backend "onnx" or device "cpu" the graph on ONNX Runtime, neither: whichever can run here."""
+    if backend == "trt" and device == "cpu":
+        raise InputError("backend='trt' runs TensorRT engines on a CUDA GPU, not device='cpu'",
+                         hint="leave device out, or run the variant's graph with backend='onnx'")
+    if engine is not None:
+        return engine, device
+    if backend == "trt" or (device == "cuda" and backend != "onnx"):
+        return "tensorrt", "cuda"
+    if backend == "onnx" or device == "cpu":
+        return "onnxruntime", device
+    return "auto", device
