@@ -6,6 +6,7 @@ write the variants (ONNX export + validation, torch weights) -> the manifest -> 
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
