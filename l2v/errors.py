@@ -45,6 +45,10 @@ class ArtifactError(L2VError):
     """The artifact directory is missing, malformed, or would be overwritten."""
 
 
+class ResourceError(L2VError):
+    """The plan needs more disk or memory than there is (checked before anything is written)."""
+
+
 class OptionalDependencyError(L2VError, ImportError):
     """An optional backend (triton, tensorrt, onnxruntime-gpu, bitsandbytes) is not installed."""
 

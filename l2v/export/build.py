@@ -24,6 +24,14 @@ class BuiltEncoder:
     def backbone(self):
         return self.encoder.backbone
 
+    @property
+    def config(self):
+        return self.encoder.backbone.config
+
+    @property
+    def dim(self) -> int:
+        return self.encoder.dim
+
     def preprocessor(self):
         from l2v.text import Preprocessor
 

@@ -165,14 +165,13 @@ class GgufWeights:
     def __init__(self, path, config):
         from gguf import GGUFReader
         from transformers.modeling_gguf_pytorch_utils import (TENSOR_PROCESSORS, TensorProcessor,
-                                                              get_gguf_hf_weights_map, load_gguf_checkpoint,
-                                                              read_field)
+                                                              get_gguf_hf_weights_map, read_field)
 
         self.path = Path(path)
         reader = GGUFReader(str(self.path))  # memory-maps only to parse the tensor table: no data is read
         arch = read_field(reader, "general.architecture")[0]
-        parsed = load_gguf_checkpoint(str(self.path), return_tensors=False)["config"]
-        self.processor = TENSOR_PROCESSORS.get(arch, TensorProcessor)(config=parsed)
+        # the processors read head counts under the config's own names (what the GGUF metadata maps to)
+        self.processor = TENSOR_PROCESSORS.get(arch, TensorProcessor)(config=config.to_dict())
         import torch
         from transformers import AutoModel
 

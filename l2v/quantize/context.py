@@ -10,12 +10,13 @@ STAT_SAMPLES = 512
 
 
 class Context:
-    def __init__(self, artifact, calib_texts: list[str], progress=None, torch_model=None):
+    def __init__(self, artifact, calib_texts: list[str], progress=None, torch_model=None, layerwise=None):
         self.artifact = artifact
         self.manifest = artifact.manifest
         self.calib_texts = calib_texts
         self.progress = progress or (lambda msg: None)
         self._torch_model = torch_model
+        self.layerwise = layerwise  # l2v.model.layerwise.LayerwiseModel: calibration one layer at a time
         self._stats: dict = {}
         self.cache: dict = {}  # handlers' shared results (sensitivity ranking, fold checks)
         self.gate = None  # the recall gate (set by quantize_artifact; auto searches with it)

@@ -69,8 +69,10 @@ def test_checkpoint_missing_a_tensor_is_refused(synth, tmp_path):
         SafetensorsWeights(d, _config(base))
 
 
+@pytest.mark.slow
 def test_gguf_tensor_by_tensor_equals_transformers_load():
-    """The embedded SmolLM2 GGUF (Q4_1 / Q8_0 blocks): every dequantised tensor equals the whole-model load."""
+    """The embedded SmolLM2 GGUF (Q4_1 / Q8_0 blocks): every dequantised tensor equals the whole-model load
+    (slow: transformers parses the GGUF's metadata three times, ~3 min under load)."""
     from l2v.model.checkpoint import open_weights
     from l2v.model.load import load_backbone, load_config
     from l2v.model.source import resolve_model
