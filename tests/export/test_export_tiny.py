@@ -16,7 +16,8 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("exp")
     base = save_model_dir(root / "base", "llama")
     mntp, simcse = llm2vec_adapters(base, root)
-    out = l2v.export_model(str(base), root / "art", adapters=[str(mntp), str(simcse)], dtype="fp16", progress=False)
+    out = l2v.export_model(str(base), root / "art", adapters=[str(mntp), str(simcse)], dtype="fp32,fp16",
+                           progress=False)
     return root, base, mntp, simcse, out
 
 
