@@ -205,8 +205,6 @@ class GgufWeights:
 
     def _raw(self, name: str, row_start: int = 0, row_stop: int | None = None):
         """The stored bytes of rows [row_start, row_stop) as gguf-py shapes them (uint8 blocks or floats)."""
-        import numpy as np
-
         gname, qtype, offset, nbytes, np_dtype, np_shape, _ = self._tensors[name]
         rows = np_shape[0] if len(np_shape) > 1 else 1
         row_stop = rows if row_stop is None else row_stop

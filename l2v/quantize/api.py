@@ -61,11 +61,15 @@ def quantize_artifact(artifact_dir, methods, *, calib=None, eval=None, min_recal
         raise ArtifactError(f"variant(s) {clash} already exist in {str(art.root)!r}",
                             hint="pass overwrite=True (--overwrite) to replace them")
     say = _progress(progress)
+    ctx = Context(art, plan.calib_texts, say, torch_model, layerwise)
+    if ctx.streamed:
+        from l2v.quantize.plan import check_streamable
+
+        check_streamable(plan)
     if verify:
         say("checking the artifact's checksums")
         art.check(full=True)
-    ctx = Context(art, plan.calib_texts, say, torch_model, layerwise)
-    gate = Gate(ctx, plan.eval_texts, eval_max_length, speed, SPEED_TOKENS)
+    gate = Gate(ctx, plan.eval_texts, eval_max_length, speed, SPEED_TOKENS, one_at_a_time=ctx.streamed)
     ctx.gate, ctx.min_recall = gate, plan.min_recall  # for searching methods (auto)
     return _build_all(art, plan, ctx, gate, clash, say, eval_max_length)
 

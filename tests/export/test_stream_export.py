@@ -1,12 +1,14 @@
 """The streamed export (fake-tensor graph, weights streamed into external data, layer-by-layer reference,
 ORT validation in a child process) against the in-memory export, and the resource plan's refusals."""
 import json
+import shutil
 
 import numpy as np
 import pytest
 
 import l2v
 from l2v.errors import ResourceError
+from l2v.quantize import quantize_artifact
 
 TEXTS = ["A short one.", "The quick brown fox jumps over the lazy dog, twice, for good measure.",
          "Embedding models map text to vectors.", "x"]
@@ -99,14 +101,18 @@ def test_layerwise_reference_equals_the_in_memory_model(synth, shape):
 
 def test_fp16_alone_is_the_only_graph_and_the_default(synth, tmp_path):
     base, adapters = synth["tiny-qwen2"]
+    """...and the w4 variant quantized at export (layer-streamed, from the fp16 weights) is gated against it."""
     out = l2v.export_model(str(base), tmp_path / "a", adapters=[str(adapters[0])], dtype="fp16", stream="on",
-                           progress=False)
+                           quant=["w4"], progress=False)
     m = json.loads((out / "l2v.json").read_text())
-    assert list(m["variants"]) == ["fp16"] and m["default_variant"] == "fp16"
+    assert list(m["variants"]) == ["fp16", "w4"] and m["default_variant"] == "fp16"
     assert m["variants"]["fp16"]["validation"]["min_cosine"] >= 0.999
-    assert sorted(p.name for p in out.iterdir() if p.name.startswith("model")) == ["model_fp16.onnx",
-                                                                                    "model_fp16.onnx.data"]
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("model")) == [
+        "model_fp16.onnx", "model_fp16.onnx.data", "model_w4.onnx", "model_w4.onnx.data"]
     assert l2v.load(out).encode(TEXTS).shape == (len(TEXTS), 64)
+    w4 = m["variants"]["w4"]
+    assert w4["gate"]["reference"] == "fp16" and w4["facts"]["streamed"] and w4["gate"]["mean_cosine"] > 0.9
+    assert l2v.load(out, variant="w4").encode(TEXTS).shape == (len(TEXTS), 64)
 
 
 def test_not_enough_disk_is_refused_before_writing(synth, tmp_path, monkeypatch):
@@ -158,3 +164,68 @@ def test_interrupted_streamed_export_leaves_nothing(synth, tmp_path, monkeypatch
     with pytest.raises(KeyboardInterrupt):
         l2v.export_model(str(base), tmp_path / "a", stream="on", progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- layer-streamed quantization (l2v.quantize.streamed)
+@pytest.fixture(scope="module")
+def quant_texts():
+    from l2v.quantize.texts import default_calibration_texts, default_eval_texts
+
+    return default_calibration_texts()[:24], default_eval_texts()[:24]
+
+
+@pytest.fixture(scope="module")
+def encoder(pair):
+    """The in-memory merged model: what the in-memory handlers calibrate on."""
+    from l2v.model.adapters import merge_adapters
+    from l2v.model.encoder import EmbeddingModel
+    from l2v.model.load import load
+    from l2v.model.source import resolve_model
+
+    base, adapters = pair[0], [str(a) for a in pair[1]]
+    loaded = load(resolve_model(str(base)), "fp32", adapters)
+    return EmbeddingModel(merge_adapters(loaded.model, adapters)[0], "mean").eval()
+
+
+def _quantize_both(pair, encoder, tmp_path, quant_texts, spec):
+    """`spec` on copies of the streamed artifact (external data: layer-streamed, calibrated one decoder layer
+    at a time from its torch/ weights) and of the in-memory one (the in-memory handlers)."""
+    streamed, memory = pair[2], pair[3]
+    s, m = shutil.copytree(streamed, tmp_path / "s"), shutil.copytree(memory, tmp_path / "m")
+    quantize_artifact(s, [spec], calib=quant_texts[0], eval=quant_texts[1], speed=False)
+    quantize_artifact(m, [spec], calib=quant_texts[0], eval=quant_texts[1], speed=False, torch_model=encoder)
+    name = spec.split(":")[0]
+    a = l2v.load(s, variant=name).encode(TEXTS)
+    b = l2v.load(m, variant=name).encode(TEXTS)
+    va = json.loads((s / "l2v.json").read_text())["variants"][name]
+    vb = json.loads((m / "l2v.json").read_text())["variants"][name]
+    return a, b, va, vb
+
+
+def test_streamed_w8_equals_the_in_memory_w8(pair, encoder, tmp_path, quant_texts):
+    """RTN through ORT's own block quantizer, one weight at a time: the same weights as MatMulNBitsQuantizer."""
+    a, b, va, vb = _quantize_both(pair, encoder, tmp_path, quant_texts, "w8:algorithm=rtn")
+    assert va["facts"]["streamed"] and va["facts"]["quant_ops"] == {"MatMulNBits": 14} == vb["facts"]["quant_ops"]
+    assert [f["path"] for f in va["files"]] == ["model_w8.onnx", "model_w8.onnx.data"]
+    assert np.abs(a - b).max() < 1e-5, np.abs(a - b).max()
+    assert va["gate"]["recall@10"] == vb["gate"]["recall@10"]
+
+
+def test_streamed_int8_smooth_equals_the_in_memory_one(pair, encoder, tmp_path, quant_texts):
+    """Calibration and the sensitivity ranking one decoder layer at a time pick the same outlier channels
+    and the same kept layer as the whole model in memory; the per-token int8 nodes compute the same."""
+    a, b, va, vb = _quantize_both(pair, encoder, tmp_path, quant_texts, "int8-smooth:keep_sensitive=1")
+    assert va["facts"]["kept_layers"] == vb["facts"]["kept_layers"] and len(va["facts"]["kept_layers"]) == 1
+    assert va["facts"]["outlier_channels"] == vb["facts"]["outlier_channels"]
+    assert va["facts"]["kept_fp32"] == 7 and va["facts"]["quant_ops"] == vb["facts"]["quant_ops"]
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cos.min() > 0.99999, cos
+
+
+def test_streamed_quantize_refuses_what_it_cannot_do(pair, tmp_path, quant_texts):
+    from l2v.errors import InputError
+
+    s = shutil.copytree(pair[2], tmp_path / "s")
+    with pytest.raises(InputError, match="not available for streamed"):
+        quantize_artifact(s, ["int8-smooth:smoothing=true"], calib=quant_texts[0], eval=quant_texts[1], speed=False)
+    assert "int8-smooth" not in json.loads((s / "l2v.json").read_text())["variants"]
