@@ -28,6 +28,7 @@ def _export(root, layers: int) -> dict:
 @pytest.mark.slow
 def test_mid_size_streamed_export_peak_rss_is_bounded_and_flat_in_depth(tmp_path):
     shallow, deep = _export(tmp_path / "a", 2), _export(tmp_path / "b", 6)
+    print({r["layers"]: (r["peak_rss_gib"], r["with_ort_child_gib"], r["files_gb"]) for r in (shallow, deep)})
     for rec in (shallow, deep):
         fp16_bytes = rec["files_gb"]["model_fp16.onnx.data"] * 1e9
         assert rec["validation"]["fp16"]["min_cosine"] >= 0.999
