@@ -56,7 +56,7 @@ def main() -> None:
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--words", type=int, default=120, help="word-truncate documents before tokenising")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--artifact", help="time an existing artifact (exported with --dtype fp16) instead of exporting")
+    p.add_argument("--artifact", help="time an existing artifact (exported with --dtype fp32,fp16) instead of exporting")
     args = p.parse_args()
     import onnxruntime
     import torch
@@ -68,7 +68,7 @@ def main() -> None:
         art, export_s = Path(args.artifact), None
     else:
         work = Path(tempfile.mkdtemp(prefix="l2v-bench-"))
-        art = l2v.export_model(args.model, work / "artifact", demo=args.model is None, dtype="fp16",
+        art = l2v.export_model(args.model, work / "artifact", demo=args.model is None, dtype="fp32,fp16",
                                max_length=args.max_length)
         export_s = round(time.perf_counter() - t0, 1)
     from l2v.artifact import read_manifest

@@ -58,6 +58,10 @@ class StorageError(ArtifactError):
     file-size limit): the message names the path and the operating system's own words."""
 
 
+class ResourceError(L2VError):
+    """The plan needs more disk or memory than there is (checked before anything is written)."""
+
+
 class OptionalDependencyError(L2VError, ImportError):
     """An optional backend (triton, tensorrt, onnxruntime-gpu, bitsandbytes) is not installed."""
 

@@ -35,8 +35,9 @@ def parser() -> argparse.ArgumentParser:
                    help="word-level truncation of the text to N tokens (llm2vec: 400; 0 turns it off)")
     p.add_argument("--pooling", default=None, help="default: the preset's",
                    choices=["mean", "weighted_mean", "last_token", "eos_token", "bos_token"])
-    p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16"],
-                   help="fp16 adds a validated fp16 graph (the fp32 graph is always kept as the reference)")
+    p.add_argument("--dtype", default="fp32", metavar="fp32|fp16|bf16[,...]",
+                   help="the graph(s) written, each validated: fp32 (default); fp16 or bf16 alone writes only that "
+                   "graph, as the default variant; a list (fp32,fp16) writes several")
     p.add_argument("--max-length", type=int, default=None, metavar="N",
                    help="tokens per text, longer texts are truncated (default 512, or the model's context if shorter)")
     p.add_argument("--normalize", action="store_true", help="L2-normalise inside the graph")
@@ -47,10 +48,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=18, metavar="N",
                    help="ONNX opset of the graph (18 up to what the installed onnx supports; default 18)")
     p.add_argument("--tokenizer", default=None, metavar="DIR", help="tokenizer directory, if not beside MODEL")
-    p.add_argument("--no-torch-weights", action="store_true",
+    p.add_argument("--no-torch-weights", dest="torch_weights", action="store_false", default=None,
                    help="do not store torch/, the second fp32 copy of the weights (about halves the artifact); "
                    "you lose backend='torch', bnb variants, and a later l2v-quantize of int8-smooth/w8/w4/auto "
                    "(add those at export with --quant)")
+    p.add_argument("--torch-weights", dest="torch_weights", action="store_true",
+                   help="store them also when the export is streamed (default there: one copy of the weights, "
+                   "in the ONNX external data)")
+    p.add_argument("--stream", default="auto", choices=["auto", "on", "off"],
+                   help="export tensor by tensor without the model in memory (auto: when the fp32 weights pass "
+                   "2 GiB or would not fit; docs/scale.md)")
+    p.add_argument("--max-memory-gb", type=float, default=None, metavar="GIB",
+                   help="refuse, before writing anything, a plan whose peak memory passes this many GiB "
+                   "(default: what the machine has available)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing artifact at --out")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr (errors still print)")
     p.add_argument("--verbose", action="store_true", help="show the ONNX exporter's own output")
@@ -74,10 +84,11 @@ def main(argv=None) -> int:
             max_length=args.max_length, normalize=args.normalize, dim=args.dim, causal=args.causal,
             preset=args.preset, template=args.template, chat_template=args.chat_template,
             text_mode=args.text_mode, doc_max_length=args.doc_max_length,
-            overwrite=args.overwrite, opset=args.opset, torch_weights=not args.no_torch_weights,
+            overwrite=args.overwrite, opset=args.opset, torch_weights=args.torch_weights,
             tokenizer=args.tokenizer, demo=args.demo, progress=not args.quiet, verbose=args.verbose,
             quant=args.quant, min_recall=args.min_recall, calib=args.calib, eval=args.eval,
             trt=args.trt, trt_precisions=args.trt_precision, trt_shapes=args.trt_shapes,
+            stream=args.stream, max_memory_gb=args.max_memory_gb,
         )
         print(out)
 

@@ -6,7 +6,27 @@ from importlib import resources
 
 from l2v.errors import InputError
 
-DTYPE_CHOICES = ("fp32", "fp16")
+DTYPE_CHOICES = ("fp32", "fp16", "bf16")
+STREAM_CHOICES = ("auto", "on", "off")
+
+
+def parse_dtypes(value) -> list[str]:
+    """--dtype names the graphs written: "fp16" (only that graph), "fp32,fp16" (several), or a list."""
+    items = value.split(",") if isinstance(value, str) else value
+    if isinstance(items, (str, bytes)) or not hasattr(items, "__iter__"):
+        raise InputError(f"--dtype {value!r} is not supported", hint=f"use one of {', '.join(DTYPE_CHOICES)}, or a list")
+    out = []
+    for d in items:
+        d = d.strip() if isinstance(d, str) else d
+        if d not in DTYPE_CHOICES:
+            raise InputError(f"--dtype {value!r}: {d!r} is not a graph dtype",
+                             hint=f"use one of {', '.join(DTYPE_CHOICES)}, or a comma-separated list (fp32,fp16)")
+        if d in out:
+            raise InputError(f"--dtype {value!r} names {d} twice")
+        out.append(d)
+    if not out:
+        raise InputError("--dtype is empty", hint="e.g. --dtype fp32 or --dtype fp16")
+    return out
 
 
 @dataclass
@@ -14,7 +34,7 @@ class ExportOptions:
     adapters: list[str] = field(default_factory=list)
     unmerged_last: bool = False  # apply the last adapter as a LoRA side branch instead of merging it
     pooling: str | None = None  # None: the preset's (l2v.text.presets)
-    dtype: str = "fp32"
+    dtype: str | list = "fp32"  # the graph(s) written: "fp32", "fp16", "bf16", or several ("fp32,fp16")
     max_length: int | None = None  # None: 512, or the model's context if shorter
     normalize: bool = False
     dim: int | None = None
@@ -26,7 +46,9 @@ class ExportOptions:
     doc_max_length: int | None = -1  # -1: the preset's; 0/None: off
     overwrite: bool = False
     opset: int = 18
-    torch_weights: bool = True
+    torch_weights: bool | None = None  # None: yes in memory (as before), no when streamed (opt-in: one copy)
+    stream: str = "auto"  # auto: streamed when the fp32 weights pass 2 GiB or would not fit; on; off
+    max_memory_gb: float | None = None  # None: what the machine has available
     tokenizer: str | None = None
     texts: list[str] | None = None  # validation texts; default: the packaged real sentences
     demo: bool = False
@@ -41,6 +63,12 @@ class ExportOptions:
     trt_shapes: str | None = None  # optimization profiles, batch=MIN:OPT:MAX,seq=MIN:OPT:MAX[;...]
     quant_plan: object = field(default=None, repr=False)  # set by check(): the checked QuantPlan
     st: object = field(default=None, repr=False)  # l2v.model.st.STModel when MODEL is a sentence-transformers folder
+    dtypes: list = field(default_factory=list)  # set by check(): the parsed --dtype
+
+    @property
+    def default_graph(self) -> str:
+        """The artifact's default variant: fp32 when written, else the first graph named."""
+        return "fp32" if "fp32" in self.dtypes else self.dtypes[0]
 
     def check(self) -> "ExportOptions":
         """Every option on its own and in combination; the adapters' configs; the quantization plan
@@ -53,8 +81,16 @@ class ExportOptions:
             self.preset, self.pooling, self.causal = resolve_export(
                 self.preset, self.pooling, self.causal, self.template, self.chat_template, self.text_mode)
             self.text_mode = default_text_mode(self.preset, self.text_mode)
-        if self.dtype not in DTYPE_CHOICES:
-            raise InputError(f"--dtype {self.dtype!r} is not supported", hint=f"use one of {', '.join(DTYPE_CHOICES)}")
+        self.dtypes = parse_dtypes(self.dtype)
+        if self.stream not in STREAM_CHOICES:
+            raise InputError(f"--stream {self.stream!r} is not supported", hint=f"use one of {', '.join(STREAM_CHOICES)}")
+        if self.max_memory_gb is not None and (isinstance(self.max_memory_gb, bool)
+                                               or not isinstance(self.max_memory_gb, (int, float))
+                                               or not self.max_memory_gb > 0):
+            raise InputError(f"--max-memory-gb {self.max_memory_gb!r} must be a positive number of GiB")
+        if self.unmerged_last and self.stream == "on":
+            raise InputError("--keep-last-adapter-unmerged needs the in-memory export, not --stream on",
+                             hint="drop one of them")
         if self.max_length is not None:
             _positive_int(self.max_length, "--max-length", 2)
         if self.dim is not None:
@@ -72,7 +108,11 @@ class ExportOptions:
                 raise InputError("--quant/--trt cannot be combined with --keep-last-adapter-unmerged",
                                  hint="quantize a merged export (drop --keep-last-adapter-unmerged)")
             self.quant_plan = plan_quantization(self.quant, self.calib, self.eval, self.min_recall,
-                                                torch_weights=self.torch_weights, model_available=True)
+                                                torch_weights=self.torch_weights is not False, model_available=True)
+            clash = [n for n in self.quant_plan.names if n in self.dtypes]
+            if clash:
+                raise InputError(f"--quant {clash[0]} would replace the {clash[0]} graph that --dtype writes",
+                                 hint=f"drop one, or name the variant: --quant '{clash[0]}:name=...'")
         elif self.calib is not None or self.eval is not None:
             raise InputError("--calib/--eval without --quant are not used", hint="add --quant METHOD, or drop them")
         return self

@@ -17,6 +17,7 @@ class Progress:
     def __call__(self, what: str) -> None:
         """Announce the next stage."""
         self.step += 1
+        self.total = max(self.total, self.step)  # a stage not foreseen (TensorRT engines built) still counts
         self.say(f"[{self.step}/{self.total}] {what}")
 
     def say(self, line: str) -> None:
@@ -56,6 +57,15 @@ class Progress:
             bar.close()
 
 
-def stage_count(opts) -> int:
-    """How many numbered stages an export with `opts` goes through (so `[k/N]` is true)."""
-    return (7 + bool(opts.adapters) + (opts.dtype == "fp16") + bool(opts.quant))
+def stage_count(opts, streamed: bool = False) -> int:
+    """How many numbered stages an export with `opts` goes through (so `[k/N]` is true): resolve, load (or
+    open the weights), reference, write tokenizer/weights/manifest, verify; then per graph: in memory one
+    ONNX export (fp32, or a scratch fp32 for fp16) + the fp32 validation + fp16's conversion + bf16's own
+    export; streamed, trace + write + validate each; plus merging adapters (in memory) and quantizing."""
+    dtypes = getattr(opts, "dtypes", None) or [opts.dtype]
+    if streamed:
+        graphs = 3 * len(dtypes)
+    else:
+        graphs = (("fp32" in dtypes or "fp16" in dtypes) + ("fp32" in dtypes) + ("fp16" in dtypes)
+                  + ("bf16" in dtypes) + bool(opts.adapters))
+    return 5 + graphs + bool(opts.quant)

@@ -42,6 +42,62 @@ def kernel_arithmetic(kernel: str = "token", block_size: int = 32, act_amax: flo
     return (lambda x: fake_quant(x, axis=-1, eps=1e-8)), (lambda w: fake_quant(w, axis=1))
 
 
+def fake_linear(m, scale, outlier_idx, fq_act, fq_w):
+    """The forward of Linear `m` with the kernel's fake quantization: input scaled by 1/s (smoothing), the
+    outlier input channels in fp32, the rest through (fq_act(x) @ fq_w(s * W)^T)."""
+    import torch
+
+    s = torch.from_numpy(np.asarray(scale if scale is not None else np.ones(m.in_features), dtype=np.float32))
+    w = m.weight.data * s[None, :]
+    keep = torch.ones(m.in_features)
+    idx = torch.as_tensor(np.asarray(outlier_idx, dtype=np.int64))
+    keep[idx] = 0.0
+    wq, w_o = fq_w(w * keep[None, :]), w[:, idx]
+
+    def fwd(x):
+        xs = x / s
+        y = fq_act(xs * keep) @ wq.T + xs[..., idx] @ w_o.T
+        return y + m.bias if m.bias is not None else y
+    return fwd
+
+
+def _drop(ref: np.ndarray, got: np.ndarray) -> float:
+    a = ref / np.linalg.norm(ref, axis=1, keepdims=True)
+    b = got / np.maximum(np.linalg.norm(got, axis=1, keepdims=True), 1e-12)
+    return float(1.0 - (a * b).sum(1).mean())
+
+
+def rank_layers_layerwise(layerwise, batches: list, outliers: dict | None = None, kernel: str = "token",
+                          block_size: int = 32) -> list[tuple[str, float]]:
+    """`rank_units(by="layer")` on a `LayerwiseModel`, each decoder layer's weights read once: the clean
+    hidden states go through layer i, and so does every stream perturbed at an earlier layer, and a new
+    stream starts with layer i fake-quantized on the clean input. L(L+1)/2 layer calls, one layer in memory."""
+    import torch
+
+    from l2v.numerics import replaced_forward
+
+    batches = [{k: np.asarray(b[k]) for k in b.keys()} for b in batches]
+    fq_act, fq_w = kernel_arithmetic(kernel, block_size)
+    hidden, calls = layerwise.prepare(batches)
+    streams: dict[int, list] = {}
+    for i in range(layerwise.num_layers):
+        layer = layerwise.layer(i)
+        try:
+            for k in streams:
+                streams[k] = [layerwise.call(layer, h, calls[j], i) for j, h in enumerate(streams[k])]
+            linears = {n: m for n, m in layer.named_modules() if isinstance(m, torch.nn.Linear)}
+            fakes = {m: fake_linear(m, None, (outliers or {}).get(f"backbone.layers.{i}.{n}", []), fq_act, fq_w)
+                     for n, m in linears.items()}
+            with replaced_forward(fakes):
+                streams[i] = [layerwise.call(layer, h, calls[j], i) for j, h in enumerate(hidden)]
+            hidden = [layerwise.call(layer, h, calls[j], i) for j, h in enumerate(hidden)]
+        finally:
+            layerwise.release(i)
+    ref = layerwise.finish(hidden, batches)
+    out = [(f"backbone.layers.{k}", _drop(ref, layerwise.finish(h, batches))) for k, h in streams.items()]
+    return sorted(out, key=lambda t: -t[1])
+
+
 def rank_units(model, batches: list, scales: dict, by: str = "layer", outliers: dict | None = None,
                kernel: str = "token", block_size: int = 32, act_amax: dict | None = None) -> list[tuple[str, float]]:
     """[(unit, cosine drop)] most sensitive first, one forward per unit (`by`: "layer", or "unit" for the
@@ -58,36 +114,23 @@ def rank_units(model, batches: list, scales: dict, by: str = "layer", outliers: 
     units: dict[str, list[str]] = {}
     for n, (_, unit) in linears.items():
         units.setdefault(unit, []).append(n)
+
     def run():
         with torch.no_grad():
             return torch.cat([model(**{k: torch.from_numpy(b[k]) for k in b.keys()}) for b in batches]).numpy()
 
     def fake_forward(n: str):
-        m = linears[n][0]
-        s = torch.from_numpy(np.asarray(scales.get(n, np.ones(m.in_features)), dtype=np.float32))
-        w = m.weight.data * s[None, :]
-        keep = torch.ones(m.in_features)
-        idx = torch.as_tensor(np.asarray((outliers or {}).get(n, []), dtype=np.int64))
-        keep[idx] = 0.0
         fq_act, fq_w = kernel_arithmetic(kernel, block_size, (act_amax or {}).get(n))
-        wq, w_o = fq_w(w * keep[None, :]), w[:, idx]
-
-        def fwd(x):
-            xs = x / s
-            y = fq_act(xs * keep) @ wq.T + xs[..., idx] @ w_o.T
-            return y + m.bias if m.bias is not None else y
-        return fwd
+        return fake_linear(linears[n][0], scales.get(n), (outliers or {}).get(n, []), fq_act, fq_w)
 
     if not units:
         from l2v.errors import UnsupportedArchitectureError
 
         raise UnsupportedArchitectureError(f"{arch.model_type}: no decoder projections found to rank")
     ref = run()
-    a = ref / np.linalg.norm(ref, axis=1, keepdims=True)
     out = []
     for unit, names in units.items():
         with replaced_forward({linears[n][0]: fake_forward(n) for n in names}):
             got = run()
-        b = got / np.maximum(np.linalg.norm(got, axis=1, keepdims=True), 1e-12)
-        out.append((unit, float(1.0 - (a * b).sum(1).mean())))
+        out.append((unit, _drop(ref, got)))
     return sorted(out, key=lambda t: -t[1])

@@ -100,10 +100,18 @@ def sensitive_layers(ctx, cfg, folded: dict, outliers: dict | None = None) -> li
 
     key = ("sensitivity", _recipe_key(cfg), cfg.kernel, cfg.block_size, cfg.calib_texts, cfg.calib_max_length)
     if key not in ctx.cache:
-        ctx.progress(f"ranking decoder layers by end-to-end sensitivity (kernel {cfg.kernel})")
         batches = ctx.batches(ctx.calib_texts[:SENSITIVITY_TEXTS], SENSITIVITY_TOKENS, batch=SENSITIVITY_TEXTS)
-        ctx.cache[key] = rank_units(ctx.torch_model, batches, {k: v[0] for k, v in folded.items()},
-                                    outliers=outliers, kernel=cfg.kernel, block_size=cfg.block_size)
+        if ctx.streamed:
+            from l2v.quantize.sensitivity import rank_layers_layerwise
+
+            ctx.progress(f"ranking decoder layers by end-to-end sensitivity (kernel {cfg.kernel}), one layer "
+                         "in memory at a time")
+            ctx.cache[key] = rank_layers_layerwise(ctx.model_layerwise, batches, outliers=outliers,
+                                                   kernel=cfg.kernel, block_size=cfg.block_size)
+        else:
+            ctx.progress(f"ranking decoder layers by end-to-end sensitivity (kernel {cfg.kernel})")
+            ctx.cache[key] = rank_units(ctx.torch_model, batches, {k: v[0] for k, v in folded.items()},
+                                        outliers=outliers, kernel=cfg.kernel, block_size=cfg.block_size)
     return ctx.cache[key]
 
 
@@ -156,5 +164,9 @@ def build_smoothed(ctx, cfg: Int8SmoothConfig, keep_units: int | None = None):
 def build_int8_smooth(ctx, cfg: Int8SmoothConfig, tmp: Path):
     from l2v.quantize.onnx_methods import finish
 
+    if ctx.streamed:
+        from l2v.quantize import streamed
+
+        return streamed.build_int8_smooth(ctx, cfg, tmp)
     q, facts = build_smoothed(ctx, cfg)
     return finish(q, tmp, cfg, "int8", **facts)
