@@ -29,8 +29,13 @@ def sigterm_as_interrupt():
 def run_main(fn, debug: bool, interrupted: str = "nothing was written") -> int:
     from l2v.errors import L2VError
 
+    import warnings
+
     try:
-        with sigterm_as_interrupt():
+        with sigterm_as_interrupt(), warnings.catch_warnings():
+            if not debug:  # libraries' deprecation notices are for their callers' developers, not our users
+                warnings.simplefilter("ignore", FutureWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
             fn()
         return 0
     except L2VError as e:

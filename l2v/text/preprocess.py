@@ -227,6 +227,9 @@ class Preprocessor:
         doc_part, original = (parts[1] if len(parts) > 1 else ""), "".join(parts)
         ids = list(tok(original, add_special_tokens=spec.add_special_tokens, truncation=True,
                        max_length=spec.max_length)["input_ids"])  # L190-196
+        if not ids:  # nothing at all (empty text, no template, no special tokens): llm2vec would pool a row of
+            # padding (NaN); the eos token alone gives a defined vector, as in the clean and st modes
+            return [self.eos_id], [1]
         n = min(self.doc_tokens(doc_part), len(ids))  # L198-220: the last n positions under left padding
         if n == 0:  # nothing marked: get_pooling's `[-0:]` slice takes the whole row (L251),
             # weighted_mean's weights stay 0 (L260)

@@ -108,7 +108,7 @@ def test_input_errors():
     with pytest.raises(InputError, match="max_seqlen=3"):
         enc(seqs, max_seqlen=3)
     with pytest.raises(InputError, match="unknown pooling"):
-        PackedEncoder(model, pooling="max")
+        PackedEncoder(model, pooling="bogus")
     with pytest.raises(InputError, match="attention must be"):
         PackedEncoder(model, attention="sliding")
     with pytest.raises(InputError, match="attn_impl"):
