@@ -45,6 +45,11 @@ class StreamedModel:
     def dim(self) -> int:
         return self.dim_arg or self.config.hidden_size
 
+    @property
+    def vocab_rows(self) -> int:
+        """Rows of the embedding matrix (ids past them are refused by the preprocessor)."""
+        return int(self.config.vocab_size)
+
     def head_specs(self) -> list[dict]:
         return []  # sentence-transformers heads are exported in memory (refused on this path)
 
