@@ -28,6 +28,7 @@ REGISTRY: dict[str, str] = {
     "onnx": "l2v.runtime.onnx:OnnxBackend",
     "torch": "l2v.runtime.torch:TorchBackend",
     "bnb": "l2v.runtime.bnb:BnbBackend",
+    "openvino": "l2v.runtime.openvino:OpenVINOBackend",
 }
 
 
