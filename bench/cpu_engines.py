@@ -100,7 +100,7 @@ def child(args) -> int:
     t = time.perf_counter()
     emb = np.concatenate([r.run(b) for b in batches]).astype(np.float32)
     np.save(args.child_out, emb)
-    print(json.dumps({"peak_rss_mb": peak_rss_mb(), "load_s": round(load_s, 2),
+    print(json.dumps({"peak_rss_mb": round(peak_rss_mb() or 0, 1), "load_s": round(load_s, 2),
                       "embed_s": round(time.perf_counter() - t, 2), "size_bytes": r.size_bytes}))
     return 0
 
