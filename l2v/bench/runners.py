@@ -8,6 +8,8 @@ hf:    the Hugging Face baseline: `AutoModel` from the artifact's torch weights 
 torch: the torch backend, engine padded; packed: engine packed (CUDA only here).
 ort:   the onnx backend (ONNX Runtime), one runner per ONNX variant in the manifest. (`ort` is this
        report's historical label for the onnx backend; `--backends onnx` is accepted too.)
+ov:    the openvino backend, one runner per OpenVINO IR variant (`ov-fp32`, `ov-int8`, ...), when
+       `openvino` is installed (else a skipped row naming the extra).
 trt:   the TensorRT engine of each trt-* variant built on this machine (`l2v-export --trt` / `l2v-build-trt`),
        row precision = the variant name; and ONNX Runtime's TensorRT execution provider on the fp32 graph
        (precision "fp32") when `tensorrt` imports and onnxruntime has that provider.
@@ -135,6 +137,7 @@ def open_l2v_torch(artifact, device: str, engine: str = "padded") -> Runner:
 
 
 def open_ort(artifact, variant: str, device: str, threads: int | None, providers=None, label: str = "ort") -> Runner:
+    """A file-backed variant through its kind's backend (onnx, or openvino with label "ov")."""
     v = artifact.variant(variant)
     b = open_backend(artifact, v, RunOptions(device, threads, tuple(providers) if providers else None))
     return Runner(label, variant, b, files_bytes(artifact, v), str(v.dtype))

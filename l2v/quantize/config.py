@@ -337,6 +337,68 @@ def trt_config(precision: str, shapes: str | None = None) -> TrtConfig:
     return cfg
 
 
+@dataclass
+class OvFp32Config(QuantConfig):
+    """The reference ONNX graph converted to OpenVINO IR (`openvino.convert_model`), fp32 weights and
+    compute: the same numbers as ONNX Runtime's fp32 (checked at build: min cosine >= 0.99999), run by
+    OpenVINO's CPU plugin (kind `openvino`, optional extra `l2v-export[openvino]`)."""
+    method: ClassVar[str] = "ov-fp32"
+    name: str | None = None
+
+
+@dataclass
+class OvInt8Config(QuantConfig):
+    """int8 OpenVINO IR made with NNCF from the reference graph (kind `openvino`).
+
+    mode="ptq" (default): `nncf.quantize` on the calibration texts (`calib_texts` texts, batch 1, at most
+    `calib_max_length` tokens): int8 weights per output channel x int8 activations with *static* scales
+    (one per tensor, from calibration), as FakeQuantize nodes that the CPU plugin fuses into int8
+    MatMuls; `smoothquant_alpha` (None: off) is NNCF's SmoothQuant for MatMuls; `preset` performance
+    (symmetric activations) or mixed (asymmetric). The `keep_sensitive` most sensitive decoder layers
+    (l2v's end-to-end ranking, with per-tensor int8 activations as the arithmetic) and the MatMuls
+    matching `keep_fp32` go in NNCF's ignored scope and stay fp32.
+    mode="accuracy": `nncf.quantize_with_accuracy_control` on top of that: NNCF reverts quantized
+    operations to fp32, most harmful first, until recall@10 against the reference on the gate's eval
+    texts (the gate's own metric and batches) drops by at most `max_drop` (default: 1 - --min-recall,
+    else 0.05), in at most `max_iterations` rounds; NNCF ranks the operations on `ranking_batches` of
+    the eval batches.
+    mode="weights": `nncf.compress_weights` INT8_SYM (int8 weights per output channel, no activation
+    quantization at build; the CPU plugin decides at run time whether to quantize activations).
+    """
+    method: ClassVar[str] = "ov-int8"
+    name: str | None = None
+    mode: str = "ptq"
+    smoothquant_alpha: float | None = 0.95
+    preset: str = "performance"
+    keep_sensitive: int = 4
+    keep_fp32: list = field(default_factory=list)
+    calib_texts: int = 300
+    calib_max_length: int = 128
+    max_drop: float | None = None
+    max_iterations: int = 16
+    ranking_batches: int = 2
+
+    def check(self) -> None:
+        _choice(self.mode, ("ptq", "accuracy", "weights"), "mode")
+        _choice(self.preset, ("performance", "mixed"), "preset")
+        a = self.smoothquant_alpha
+        if a is not None and not 0.0 < float(a) <= 1.0:
+            raise InputError(f"smoothquant_alpha={a} must be in (0, 1], or none to turn SmoothQuant off")
+        if not isinstance(self.keep_sensitive, int) or isinstance(self.keep_sensitive, bool) or self.keep_sensitive < 0:
+            raise InputError(f"keep_sensitive={self.keep_sensitive!r} must be an integer >= 0")
+        _check_keep(self.keep_fp32)
+        _check_calib(self)
+        if self.max_drop is not None and not 0.0 < float(self.max_drop) < 1.0:
+            raise InputError(f"max_drop={self.max_drop} must be in (0, 1) (an absolute drop of recall@10)")
+        for key in ("max_iterations", "ranking_batches"):
+            v = getattr(self, key)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise InputError(f"{key}={v!r} must be a positive integer")
+        if self.mode != "accuracy" and self.max_drop is not None:
+            raise InputError(f"max_drop={self.max_drop} needs mode=accuracy (mode={self.mode!r})",
+                             hint="drop max_drop, or use mode=accuracy")
+
+
 def _check_calib(cfg) -> None:
     if not isinstance(cfg.calib_texts, int) or cfg.calib_texts < 1:
         raise InputError(f"calib_texts={cfg.calib_texts!r} must be a positive integer")
@@ -346,7 +408,8 @@ def _check_calib(cfg) -> None:
 
 CONFIGS: dict[str, type[QuantConfig]] = {c.method: c for c in (
     Fp16Config, Bf16Config, Int8DynamicConfig, Int8SmoothConfig, W8Config, W4Config, BnbInt8Config,
-    BnbNf4Config, AutoConfig, TrtFp16Config, TrtBf16Config, TrtInt8Config, TrtFp8Config)}
+    BnbNf4Config, AutoConfig, TrtFp16Config, TrtBf16Config, TrtInt8Config, TrtFp8Config, OvFp32Config,
+    OvInt8Config)}
 
 
 def _coerce(value: str, annotation, key: str):

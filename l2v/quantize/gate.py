@@ -59,8 +59,8 @@ class Gate:
         backend = self.backend(built, tmp)
         try:
             out = fidelity(reference, embed(backend, self.batches))
-            main = built.variant.main
-            out["size_bytes"] = graph.file_bytes(Path(tmp) / main.path) if main else None
+            files = built.variant.files
+            out["size_bytes"] = sum((Path(tmp) / r.path).stat().st_size for r in files) if files else None
             out["reference"] = self.ctx.source_name
             out["reference_size_bytes"] = graph.file_bytes(self.ctx.source_path)
             simulates = getattr(backend, "simulates", None)

@@ -5,7 +5,9 @@ variant will run (after smoothing, if any; the outlier channels in fp32), and th
 of the sentence embedding against fp32 on a few calibration texts is that layer's sensitivity:
 - kernel "token" (`w8a8.per_token_int8`): int8 activations per token, int8 weights per output channel;
 - kernel "nbits" (MatMulNBits at accuracy level 4): int8 activations per token and block of
-  `block_size` input channels, 8-bit weights per block of input channels.
+  `block_size` input channels, 8-bit weights per block of input channels;
+- kernel "tensor" (NNCF's static int8 for OpenVINO, `ov-int8`): one activation scale per tensor (here
+  the batch's max|x|, standing in for the calibrated range), int8 weights per output channel.
 (A per-projection output-SQNR ranking was tried first: it flags the late down_projs and misses layers
 0-4, where the massive activations are made; end to end ranks those first.) The projections come from
 the architecture descriptor (l2v/model/arch.py): a decoder Linear it does not know is an error.
@@ -39,6 +41,8 @@ def kernel_arithmetic(kernel: str = "token", block_size: int = 32, act_amax: flo
     if kernel == "nbits":
         return (lambda x: fake_quant_per_block(x, block_size, axis=-1),
                 lambda w: fake_quant_blocks(w, block_size, 8, axis=1))
+    if kernel == "tensor":
+        return (lambda x: fake_quant(x, axis=tuple(range(x.ndim)), eps=1e-8)), (lambda w: fake_quant(w, axis=1))
     return (lambda x: fake_quant(x, axis=-1, eps=1e-8)), (lambda w: fake_quant(w, axis=1))
 
 

@@ -29,6 +29,7 @@ REGISTRY: dict[str, str] = {
     "torch": "l2v.runtime.torch:TorchBackend",
     "bnb": "l2v.runtime.bnb:BnbBackend",
     "trt": "l2v.runtime.trt:TrtBackend",
+    "openvino": "l2v.runtime.openvino:OpenVINOBackend",
 }
 
 
