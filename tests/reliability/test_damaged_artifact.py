@@ -7,7 +7,7 @@ import os
 import pytest
 
 import l2v
-from conftest import call
+from rel_helpers import call
 from l2v.errors import ArtifactError, L2VError
 
 

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 import l2v
-from conftest import call, leftovers, run, tmpfs
+from rel_helpers import call, leftovers, run, tmpfs
 from l2v.errors import InputError, OptionalDependencyError, StorageError
 
 

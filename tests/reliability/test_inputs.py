@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import l2v
-from conftest import CONTEXT, call
+from rel_helpers import CONTEXT, call
 from l2v.cli.export import main as export_main
 from l2v.errors import ArtifactError, InputError
 from l2v.runtime.budget import activation_bytes

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import l2v
-from conftest import REPO, env
+from rel_helpers import REPO, env
 
 CLIS = ("export", "quantize", "bench", "fetch")
 

@@ -5,7 +5,7 @@ import signal
 import time
 
 import pytest
-from conftest import Proc, call, cli, leftovers
+from rel_helpers import Proc, call, cli, leftovers
 
 SWEPT = "left behind by an interrupted run whose process is gone"
 STAGES = ["[1/7] resolving the model", "[2/7] loading the model (tiny)", "[3/7] computing the PyTorch reference",
