@@ -98,6 +98,7 @@ class HFBaseline(Backend):
     def run(self, batch: Batch) -> np.ndarray:
         import torch
 
+        from l2v.model.masks import config_is_causal
         from l2v.model.pooling import normalize, pool
 
         with torch.inference_mode():
@@ -105,9 +106,12 @@ class HFBaseline(Backend):
             am = torch.from_numpy(batch.attention_mask).to(self.device)
             pm = torch.from_numpy(batch.pooling_mask).to(self.device)
             seq = ids.shape[1]
-            mask = am.bool()[:, None, None, :].expand(-1, 1, seq, -1)  # every query sees every real key
-            if self.causal:
-                mask = mask & torch.ones(seq, seq, dtype=torch.bool, device=self.device).tril()
+            if config_is_causal(self.model.config) == self.causal:
+                mask = am  # the config says what we run (e.g. EmbeddingGemma): HF builds its own masks, sliding too
+            else:  # LLM2Vec-style: a decoder made bidirectional; every query sees every real key
+                mask = am.bool()[:, None, None, :].expand(-1, 1, seq, -1)
+                if self.causal:
+                    mask = mask & torch.ones(seq, seq, dtype=torch.bool, device=self.device).tril()
             pos = (am.cumsum(-1) - 1).clamp(min=0)
             hidden = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).last_hidden_state
             emb = pool(hidden, am, pm, self.mode)
