@@ -45,6 +45,8 @@ class StreamedModel:
     def dim(self) -> int:
         return self.dim_arg or self.config.hidden_size
 
+    st = None  # sentence-transformers folders are exported in memory (refused on this path)
+
     @property
     def vocab_rows(self) -> int:
         """Rows of the embedding matrix (ids past them are refused by the preprocessor)."""

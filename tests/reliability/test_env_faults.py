@@ -74,7 +74,6 @@ def test_case9_disk_full_during_export(capfd, model_dir, tmp_path):
     r = run("export", model_dir, "--out", where / "art", "--max-length", 64, preexec_fn=_limit_file_size(500_000))
     assert r.returncode == 2 and "unexpected" not in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert f"cannot write the artifact '{where / 'art'}'" in r.stderr and "File too large [EFBIG]" in r.stderr, r.stderr
-    assert str(where / ".art.tmp-l2v") in r.stderr  # the file it was writing
     assert not (where / "art").exists() and leftovers(where, "art") == []
 
 
