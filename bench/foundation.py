@@ -4,7 +4,7 @@ artifact's backends (ORT fp32, ORT fp16 if present, PyTorch fp32) at one batch s
 usage: python bench/foundation.py [MODEL] --out bench/results/foundation [--data-dir DIR] [--batch 32]
        [--n 256] [--max-length 128] [--repeats 3]
 MODEL defaults to the embedded SmolLM2. Texts: BBC News documents (the first N, word-truncated) from
---data-dir / L2V_DATA_DIR (fetch with ../shared/assets/fetch_assets.sh DIR data).
+--data-dir / L2V_DATA_DIR (fetch with `l2v-fetch-data DIR`, then DIR/data).
 All backends are timed in the same run, interleaved, median of --repeats; warm-up excluded.
 """
 from __future__ import annotations
@@ -56,7 +56,7 @@ def main() -> None:
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--words", type=int, default=120, help="word-truncate documents before tokenising")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--artifact", help="time an existing artifact (exported with --dtype fp16) instead of exporting")
+    p.add_argument("--artifact", help="time an existing artifact (exported with --dtype fp32,fp16) instead of exporting")
     args = p.parse_args()
     import onnxruntime
     import torch
@@ -68,7 +68,7 @@ def main() -> None:
         art, export_s = Path(args.artifact), None
     else:
         work = Path(tempfile.mkdtemp(prefix="l2v-bench-"))
-        art = l2v.export_model(args.model, work / "artifact", demo=args.model is None, dtype="fp16",
+        art = l2v.export_model(args.model, work / "artifact", demo=args.model is None, dtype="fp32,fp16",
                                max_length=args.max_length)
         export_s = round(time.perf_counter() - t0, 1)
     from l2v.artifact import read_manifest

@@ -53,6 +53,15 @@ class ArtifactError(L2VError):
     """The artifact directory is missing, malformed, or would be overwritten."""
 
 
+class StorageError(ArtifactError):
+    """The file system refused a read or write (no space, read-only, permission, a path under a file, a
+    file-size limit): the message names the path and the operating system's own words."""
+
+
+class ResourceError(L2VError):
+    """The plan needs more disk or memory than there is (checked before anything is written)."""
+
+
 class OptionalDependencyError(L2VError, ImportError):
     """An optional backend (triton, tensorrt, onnxruntime-gpu, bitsandbytes) is not installed."""
 

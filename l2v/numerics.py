@@ -8,6 +8,10 @@ Every function takes a numpy array or a torch tensor and returns the same kind:
 - `fake_quant(x, axis, qmax)`: quantize then dequantize (what a kernel with those scales computes);
 - `fake_quant_blocks(x, block, bits, axis)`: the same per block of `block` values along `axis`
   (MatMulNBits weights per block of input channels; its level-4 activations per token and block);
+- `round_fp8(x)`, `fake_quant_fp8(x, axis)`: float8 e4m3 (round to the nearest e4m3 value, saturating at
+  FP8_E4M3_MAX), per-axis absmax scale max|x| / 448 (TensorRT's fp8 weights per output channel);
+- `fake_quant_static(x, scale, fmt)`: one precomputed scale for the whole tensor, int8 or fp8 (what an
+  explicit-quantization graph's QuantizeLinear/DequantizeLinear pair computes with a calibrated scale);
 - `smoothquant_scales(act_amax, w_amax, alpha)`: s = max|X|^a / max|W|^(1-a), clipped;
 - `capture_inputs(modules, fn)`: forward hooks that hand every module's input to `fn`, removed on exit.
 """
@@ -98,6 +102,35 @@ def fake_quant_blocks(x, block: int, bits: int = 8, axis: int = 0, symmetric: bo
     scale = _floor(hi - lo, 1e-12) / (2 ** bits - 1)
     zp = _round(-lo / scale)
     return undo((_clip(_round(blocks / scale) + zp, 0, 2 ** bits - 1) - zp) * scale)
+
+
+def round_fp8(x):
+    """Round to the nearest float8 e4m3fn value (saturating at +-FP8_E4M3_MAX), as a float array/tensor:
+    QuantizeLinear to float8e4m3fn with saturate=1 (ONNX), TensorRT's fp8 quantization."""
+    x = _clip(x, -FP8_E4M3_MAX, FP8_E4M3_MAX)
+    if _is_np(x):
+        import ml_dtypes
+
+        return np.asarray(x, dtype=np.float32).astype(ml_dtypes.float8_e4m3fn).astype(np.float32)
+    import torch
+
+    return x.float().to(torch.float8_e4m3fn).to(x.dtype if x.is_floating_point() else torch.float32)
+
+
+def fake_quant_fp8(x, axis=-1, eps: float = 1e-12):
+    """fp8 e4m3 with a symmetric scale max|x| / 448 along `axis` (kept)."""
+    s = absmax_scale(x, axis, FP8_E4M3_MAX, eps)
+    return round_fp8(x / s) * s
+
+
+def fake_quant_static(x, scale: float, fmt: str = "int8"):
+    """One calibrated scale for the whole tensor: int8 = clip(round_half_even(x / s), -128, 127) * s,
+    fp8 = e4m3(x / s) * s (zero point 0 in both: TensorRT's explicit quantization is symmetric)."""
+    if fmt == "int8":
+        return _clip(_round(x / scale), -INT8_MAX - 1.0, INT8_MAX) * scale
+    if fmt == "fp8":
+        return round_fp8(x / scale) * scale
+    raise ValueError(f"fmt {fmt!r}: use int8 or fp8")
 
 
 def smoothquant_scales(act_amax, w_amax, alpha: float = 0.5, floor: float = 1e-5):

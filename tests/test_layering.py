@@ -73,7 +73,7 @@ def test_runtime_imports_neither_export_nor_quantize():
 
 def test_lower_layers_stay_low():
     g = edges()
-    for leaf in ("errors", "fileio", "numerics"):
+    for leaf in ("errors", "fileio", "numerics", "resources"):
         assert not g.get(leaf, set()) - {"errors"}, (leaf, g.get(leaf))
     assert not g["artifact"] & {"runtime", "export", "quantize", "bench", "cli", "engine"}, g["artifact"]
     assert not g["model"] & {"artifact", "runtime", "export", "quantize", "bench", "cli"}, g["model"]

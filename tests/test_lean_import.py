@@ -5,7 +5,7 @@ import sys
 
 def test_import_is_lean():
     code = ("import sys, l2v, l2v.errors, l2v.kernels, l2v.quantize, l2v.bench, l2v.export, l2v.runtime, l2v.cli, "
-            "l2v.embed, l2v.cli.embed; "
+            "l2v.embed, l2v.cli.embed, l2v.trt.plan, l2v.trt.engine, l2v.runtime.trt, l2v.cli.build_trt; "
             "heavy = [m for m in ('torch', 'onnxruntime', 'triton', 'tensorrt', 'transformers', 'pyarrow', 'ray') "
             "if m in sys.modules]; "
             "print(','.join(heavy))")

@@ -47,3 +47,20 @@ def test_encode_real_text_both_backends(artifact):
     assert cos.min() >= 0.99999
     alone = onnx_enc.encode(TEXTS[1:2])[0]
     assert np.dot(alone, a[1]) / np.linalg.norm(alone) / np.linalg.norm(a[1]) >= 0.99999
+
+
+def test_the_demo_says_what_its_model_is(artifact):
+    """The demo uses the preset measured best on it (bench/demo_preset.py) and says it is untrained."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from l2v.model.demo import PRESET
+
+    assert json.loads((artifact / "l2v.json").read_text())["preset"] == PRESET
+    repo = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, str(repo / "examples" / "similarity.py"), str(artifact)],
+                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(repo)})
+    assert r.returncode == 0, r.stderr
+    assert "untrained embedder" in r.stdout and "pairs found:" in r.stdout

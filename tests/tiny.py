@@ -63,7 +63,7 @@ def make_backbone(arch: str, attn: str = "eager", seed: int = 0, **overrides):
 
 def save_model_dir(path, arch: str = "llama", seed: int = 0):
     """A local HF directory (config.json + model.safetensors + tokenizer), as users have."""
-    model = make_backbone(arch, "sdpa", seed)
+    model = make_backbone(arch, "eager" if arch == "gemma2" else "sdpa", seed)  # gemma2 has no sdpa path
     model.save_pretrained(str(path), safe_serialization=True)
     make_tokenizer().save_pretrained(str(path))
     return path

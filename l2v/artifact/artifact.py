@@ -75,7 +75,7 @@ class Artifact:
 
         try:
             tok = AutoTokenizer.from_pretrained(str(self.root), local_files_only=True)
-        except (OSError, ValueError) as e:
+        except Exception as e:  # damaged files surface as OSError, ValueError, KeyError, tokenizers' bare Exception
             raise ArtifactError(f"cannot load the tokenizer of {str(self.root)!r}: {str(e).splitlines()[0][:200]}",
                                 hint="the artifact's tokenizer files are missing or damaged; re-export it") from e
         info = self.manifest.tokenizer

@@ -15,7 +15,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 
-from l2v.errors import ArtifactError
+from l2v.errors import ArtifactError, InputError
 
 MANIFEST = "l2v.json"
 SCHEMA_VERSION = 2
@@ -69,6 +69,10 @@ class ModelInfo:
     architecture: str
     hidden_size: int
     num_layers: int
+    # recorded since the memory bound of `encode` (None in older artifacts: estimated from hidden_size)
+    num_heads: int | None = None
+    intermediate_size: int | None = None
+    context: int | None = None  # the model's max_position_embeddings
 
 
 @dataclass
@@ -153,8 +157,6 @@ class Manifest:
     def variant(self, name: str | None = None) -> Variant:
         name = self.default_variant if name is None else name
         if name not in self.variants:
-            from l2v.errors import InputError
-
             raise InputError(f"variant {name!r} is not in this artifact", hint=f"available: {', '.join(self.variants)}")
         return self.variants[name]
 
@@ -194,6 +196,14 @@ def check(m: Manifest, source: str = MANIFEST) -> None:
         bad(f"graph.attention {m.graph.attention!r} must be 'bidirectional' or 'causal'")
     if m.graph.dim < 1:
         bad(f"graph.dim {m.graph.dim} must be a positive integer")
+    if m.graph.dim > m.model.hidden_size:
+        bad(f"graph.dim {m.graph.dim} exceeds model.hidden_size {m.model.hidden_size}")
+    if "max_length" not in m.text:
+        bad("required key 'text.max_length' is missing")
+    try:
+        m.text_spec()
+    except InputError as e:
+        bad(f"key 'text' is invalid: {e}")
     if not m.variants:
         bad("variants is empty")
     if m.default_variant not in m.variants:
@@ -203,6 +213,8 @@ def check(m: Manifest, source: str = MANIFEST) -> None:
             bad(f"variant name {name!r} is invalid")
         if v.base is not None and v.base not in m.variants:
             bad(f"variant {name!r} has base {v.base!r}, which is not a variant")
+        if not v.files and v.base is None:
+            bad(f"variant {name!r} lists no files (key 'variants.{name}.files')")
         for rec in v.files:
             check_relpath(rec.path, source, f"variants.{name}.files")
     for rec in m.files:

@@ -23,7 +23,7 @@ from l2v.artifact import files
 from l2v.artifact.artifact import Artifact, is_artifact
 from l2v.artifact.manifest import MANIFEST, VARIANT_NAME, FileRecord, Manifest, Variant, check
 from l2v.errors import ArtifactError, InputError
-from l2v.fileio import atomic_write_text, claim_dir, owner_of, sweep
+from l2v.fileio import atomic_write_text, claim_dir, human_bytes, owner_of, probe_writable, storage_error, sweep
 
 TMP_SUFFIX = ".tmp-l2v"
 VARIANTS_SUFFIX = ".variants-l2v"
@@ -41,7 +41,18 @@ def _say(msg: str) -> None:
 
 def _swept(paths) -> None:
     for p, size in paths:
-        _say(f"removed {str(p)!r} ({size / 1e6:.1f} MB), left behind by an interrupted run whose process is gone")
+        _say(f"removed {str(p)!r} ({human_bytes(size)}), left behind by an interrupted run whose process is gone")
+
+
+def sweep_leftovers(out: Path) -> None:
+    """Remove, and report, what interrupted writers of `out` left beside it (their owner is dead): run at
+    the start of every export, before any work, so that even a run that fails later cleans up."""
+    out = Path(out).expanduser().resolve()
+    name, parent = out.name, out.parent
+    if parent.is_dir():
+        _swept(sweep(parent, f".{name}.tmp-*") + sweep(parent, f".{name}.old-*")
+               + sweep(parent, f"..{name}{TMP_SUFFIX}{VARIANTS_SUFFIX}")  # quantizing inside an export
+               + sweep(parent, variants_tmp(out).name) + (sweep(out, OLD_VARIANT_TMP) if out.is_dir() else []))
 
 
 def check_out_dir(out: Path, overwrite: bool) -> None:
@@ -109,13 +120,16 @@ class ArtifactWriter:
         check_out_dir(self.out, self.overwrite)
         try:
             self.out.parent.mkdir(parents=True, exist_ok=True)
+            sweep_leftovers(self.out)
+            _claim(self.tmp, repr(str(self.out)))
         except OSError as e:
-            raise ArtifactError(f"cannot create the parent of --out {str(self.out)!r}: {e.strerror}") from e
-        name = self.out.name
-        _swept(sweep(self.out.parent, f".{name}.tmp-*") + sweep(self.out.parent, f".{name}.old-*")
-               + sweep(self.out.parent, f"..{name}{TMP_SUFFIX}{VARIANTS_SUFFIX}"))
-        _claim(self.tmp, repr(str(self.out)))
+            raise storage_error(e, f"cannot write the artifact {str(self.out)!r}") from e
         self.claimed = True
+        try:  # again under the lock: another writer may have committed since the first check
+            check_out_dir(self.out, self.overwrite)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def write_manifest(self, manifest: Manifest) -> Manifest:
@@ -134,6 +148,9 @@ class ArtifactWriter:
         """Atomically replace `out` with the finished temporary directory."""
         if not (self.tmp / MANIFEST).is_file():
             raise ArtifactError("internal: refusing to commit an artifact without a manifest")
+        if not self.overwrite and self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
+            raise ArtifactError(f"--out {str(self.out)!r} appeared while this export ran (another process wrote it)",
+                                hint="pass --overwrite to replace it, or choose another --out")
         busy = owner_of(variants_tmp(self.out))
         if busy:
             raise ArtifactError(f"l2v (pid {busy.get('pid')}) is adding variants to {str(self.out)!r}",
@@ -152,28 +169,32 @@ class ArtifactWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.claimed and not self.committed:
             shutil.rmtree(self.tmp, ignore_errors=True)
+        if isinstance(exc, OSError):  # disk full, read-only, size limit ... while writing: name it
+            raise storage_error(exc, f"cannot write the artifact {str(self.out)!r}") from exc
 
 
 class VariantWriter:
     """Add variants to an existing artifact: `with VariantWriter(art) as w: ...files into w.tmp...;
     w.add(name, variant); w.commit(replace=[...])`. Variant file paths given to `add` are relative to
-    `w.tmp` and land at the artifact's root."""
+    `w.tmp` and land at the artifact's root. `w.update(name, variant)` adds files to an existing variant."""
 
     def __init__(self, artifact: Artifact):
         self.artifact = artifact
         self.root = artifact.root
         self.tmp = variants_tmp(self.root)
         self.added: dict[str, Variant] = {}
+        self.updated: dict[str, Variant] = {}
         self.claimed = False
 
     def __enter__(self) -> "VariantWriter":
-        import os
-
-        if not os.access(self.root, os.W_OK) or not os.access(self.root.parent, os.W_OK):
-            raise ArtifactError(f"cannot add variants to {str(self.root)!r}: it (or its parent) is read-only",
-                                hint="copy the artifact somewhere writable first")
-        _swept(sweep(self.root.parent, self.tmp.name) + sweep(self.root, OLD_VARIANT_TMP))
-        _claim(self.tmp, f"variants into {str(self.root)!r}")
+        what = f"cannot add variants to {str(self.root)!r}"
+        for d in (self.root, self.root.parent):  # files move into the one, the work dir lives in the other
+            probe_writable(d, what)
+        try:
+            _swept(sweep(self.root.parent, self.tmp.name) + sweep(self.root, OLD_VARIANT_TMP))
+            _claim(self.tmp, f"variants into {str(self.root)!r}")
+        except OSError as e:
+            raise storage_error(e, what) from e
         self.claimed = True
         return self
 
@@ -186,6 +207,34 @@ class VariantWriter:
             if not (self.tmp / rec.path).is_file() and variant.kind != "bnb":
                 raise ArtifactError(f"internal: variant {name!r} lists {rec.path!r}, which was not written")
         self.added[name] = variant
+
+    def update(self, name: str, variant: Variant) -> None:
+        """Replace the entry of the existing variant `name` by `variant`, whose files are either the old
+        entry's (left in place) or new files written into `self.tmp` (e.g. a TensorRT engine built later).
+        Old files the new entry no longer lists are removed on commit."""
+        old = self.artifact.manifest.variants.get(name)
+        if old is None:
+            raise InputError(f"variant {name!r} is not in this artifact")
+        existing = {r.path for r in old.files}
+        for rec in variant.files:
+            files.resolve(self.tmp, rec.path)
+            if not (self.tmp / rec.path).is_file() and rec.path not in existing:
+                raise ArtifactError(f"internal: variant {name!r} lists {rec.path!r}, which was not written")
+        self.updated[name] = variant
+
+    def _commit_updates(self, manifest: Manifest) -> None:
+        for name, v in self.updated.items():
+            old = manifest.variants[name]
+            for rec in v.files:
+                if (self.tmp / rec.path).is_file():
+                    rec.size = rec.sha256 = None
+                    fill_records(self.tmp, [rec])
+                    os.replace(self.tmp / rec.path, self.root / rec.path)
+            manifest.variants[name] = v
+            listed = {r.path for x in manifest.variants.values() for r in x.files} | {r.path for r in manifest.files}
+            for rec in old.files:
+                if rec.path not in listed and (self.root / rec.path).is_file():
+                    (self.root / rec.path).unlink()
 
     def commit(self, replace=()) -> Manifest:
         """Move the new files in (replacing the variants named in `replace`) and write the manifest."""
@@ -210,6 +259,7 @@ class VariantWriter:
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(self.tmp / rec.path, dst)
             manifest.variants[name] = v
+        self._commit_updates(manifest)
         for v in manifest.variants.values():  # schema 1 artifacts: record what was never recorded
             fill_records(self.root, v.files)
         fill_records(self.root, manifest.files)
@@ -219,6 +269,8 @@ class VariantWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.claimed:
             shutil.rmtree(self.tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise storage_error(exc, f"cannot add variants to {str(self.root)!r}") from exc
 
 
 def versions() -> dict:

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from l2v.bench.stats import DEFAULT, QUICK, TimingPolicy
 from l2v.errors import InputError
 
-BACKENDS = ("torch", "ort", "trt")
-ALIASES = {"onnx": "ort"}  # the onnx backend's report label is "ort" (ONNX Runtime)
+BACKENDS = ("torch", "ort", "trt", "ov")
+# report labels: the onnx backend is "ort" (ONNX Runtime), the openvino backend "ov"
+ALIASES = {"onnx": "ort", "openvino": "ov"}
 
 
 def parse_int_list(text: str, flag: str) -> tuple[int, ...]:

@@ -8,7 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 PACKAGES = ("l2v-export", "torch", "transformers", "onnxruntime", "onnxruntime-gpu", "onnx", "numpy",
-            "scikit-learn", "scipy", "tensorrt", "triton")
+            "scikit-learn", "scipy", "tensorrt", "triton", "openvino", "nncf")
 
 
 def cpu_name() -> str:

@@ -6,8 +6,18 @@ from l2v.bench.speed import EncodeResult, Grid, grid_cells
 from l2v.bench.stats import summarize
 
 
+LIBRARIES = {"ort": "onnxruntime", "trt": "onnxruntime", "ov": "openvino"}  # row label -> library (else torch)
+
+
+def library(backend: str) -> str:
+    """The library a row's backend runs on (its matmul probe, when there is one, gives the peak)."""
+    return LIBRARIES.get(backend, "torch")
+
+
 def _where(runner) -> dict:
-    lib = "onnxruntime" if runner.backend in ("ort", "trt") else "torch"
+    lib = library(runner.backend)
+    if runner.backend == "trt" and runner.precision.startswith("trt-"):  # a trt-* variant's own engine
+        lib = "tensorrt"
     return {"backend": runner.backend, "precision": runner.precision, "library": lib, "dtype": runner.dtype}
 
 

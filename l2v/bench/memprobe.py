@@ -38,8 +38,8 @@ def _open(artifact, backend: str, variant: str, device: str, threads):
     if backend in ("torch", "packed"):
         return runners.open_l2v_torch(artifact, device, "padded" if backend == "torch" else "packed")
     if backend == "trt":
-        return runners.open_trt(artifact, threads)
-    return runners.open_ort(artifact, variant, device, threads)
+        return runners.open_trt(artifact, threads) if variant == "fp32" else runners.open_trt_engine(artifact, variant)
+    return runners.open_ort(artifact, variant, device, threads, label=backend if backend == "ov" else "ort")
 
 
 def main(argv=None) -> int:

@@ -8,7 +8,11 @@ hf:    the Hugging Face baseline: `AutoModel` from the artifact's torch weights 
 torch: the torch backend, engine padded; packed: engine packed (CUDA only here).
 ort:   the onnx backend (ONNX Runtime), one runner per ONNX variant in the manifest. (`ort` is this
        report's historical label for the onnx backend; `--backends onnx` is accepted too.)
-trt:   ONNX Runtime's TensorRT execution provider on the fp32 graph, when `tensorrt` imports.
+ov:    the openvino backend, one runner per OpenVINO IR variant (`ov-fp32`, `ov-int8`, ...), when
+       `openvino` is installed (else a skipped row naming the extra).
+trt:   the TensorRT engine of each trt-* variant built on this machine (`l2v-export --trt` / `l2v-build-trt`),
+       row precision = the variant name; and ONNX Runtime's TensorRT execution provider on the fp32 graph
+       (precision "fp32") when `tensorrt` imports and onnxruntime has that provider.
 """
 from __future__ import annotations
 
@@ -94,6 +98,7 @@ class HFBaseline(Backend):
     def run(self, batch: Batch) -> np.ndarray:
         import torch
 
+        from l2v.model.masks import config_is_causal
         from l2v.model.pooling import normalize, pool
 
         with torch.inference_mode():
@@ -101,9 +106,12 @@ class HFBaseline(Backend):
             am = torch.from_numpy(batch.attention_mask).to(self.device)
             pm = torch.from_numpy(batch.pooling_mask).to(self.device)
             seq = ids.shape[1]
-            mask = am.bool()[:, None, None, :].expand(-1, 1, seq, -1)  # every query sees every real key
-            if self.causal:
-                mask = mask & torch.ones(seq, seq, dtype=torch.bool, device=self.device).tril()
+            if config_is_causal(self.model.config) == self.causal:
+                mask = am  # the config says what we run (e.g. EmbeddingGemma): HF builds its own masks, sliding too
+            else:  # LLM2Vec-style: a decoder made bidirectional; every query sees every real key
+                mask = am.bool()[:, None, None, :].expand(-1, 1, seq, -1)
+                if self.causal:
+                    mask = mask & torch.ones(seq, seq, dtype=torch.bool, device=self.device).tril()
             pos = (am.cumsum(-1) - 1).clamp(min=0)
             hidden = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).last_hidden_state
             emb = pool(hidden, am, pm, self.mode)
@@ -133,6 +141,7 @@ def open_l2v_torch(artifact, device: str, engine: str = "padded") -> Runner:
 
 
 def open_ort(artifact, variant: str, device: str, threads: int | None, providers=None, label: str = "ort") -> Runner:
+    """A file-backed variant through its kind's backend (onnx, or openvino with label "ov")."""
     v = artifact.variant(variant)
     b = open_backend(artifact, v, RunOptions(device, threads, tuple(providers) if providers else None))
     return Runner(label, variant, b, files_bytes(artifact, v), str(v.dtype))
@@ -159,6 +168,20 @@ def trt_unavailable_reason() -> str | None:
     if "TensorrtExecutionProvider" not in ort.get_available_providers():
         return "tensorrt imports, but this onnxruntime has no TensorrtExecutionProvider (install onnxruntime-gpu)"
     return None
+
+
+def trt_engine_variants(artifact) -> list[str]:
+    """The trt-* variants of the artifact that have a built engine."""
+    return [n for n in artifact.manifest.variants_of("trt") if (artifact.variant(n).facts or {}).get("engine")]
+
+
+def open_trt_engine(artifact, variant: str) -> Runner:
+    """A trt-* variant's TensorRT engine (an engine from another GPU/TensorRT is an error naming both)."""
+    v = artifact.variant(variant)
+    b = open_backend(artifact, v, RunOptions("cuda", engine="tensorrt"))
+    engine = artifact.path(v.facts["engine"]["engine"])
+    return Runner("trt", variant, b, engine.stat().st_size, "int8" if v.dtype in ("int8", "fp8") else str(v.dtype),
+                  f"TensorRT {v.facts['engine'].get('tensorrt')} engine, {v.dtype}")
 
 
 def open_trt(artifact, threads: int | None) -> Runner:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from l2v.bench.measure import record_fits, record_grid, record_memory, record_mix
+from l2v.bench.measure import library, record_fits, record_grid, record_memory, record_mix
 from l2v.bench.quality import fidelity_metrics, task_metrics
 from l2v.bench.rows import Rows
 from l2v.bench.speed import Grid, encode_rows
@@ -24,9 +24,20 @@ def runner_plan(artifact, config, device: str) -> list[tuple[str, str, object]]:
     if "ort" in config.backends:
         for name in artifact.manifest.variants_of("onnx"):
             plan.append(("ort", name, lambda n=name: runners.open_ort(artifact, n, device, config.threads)))
+    if "ov" in config.backends:
+        for name in artifact.manifest.variants_of("openvino"):
+            plan.append(("ov", name, lambda n=name: runners.open_ort(artifact, n, device, config.threads, label="ov")))
     if "trt" in config.backends:
+        for name in runners.trt_engine_variants(artifact):
+            plan.append(("trt", name, lambda n=name: runners.open_trt_engine(artifact, n)))
         plan.append(("trt", "fp32", lambda: runners.open_trt(artifact, config.threads)))
     return plan
+
+
+def trt_engine_unavailable() -> str | None:
+    from l2v.trt.engine import unavailable_reason
+
+    return unavailable_reason()
 
 
 class ArtifactBench:
@@ -51,7 +62,8 @@ class ArtifactBench:
         from l2v.bench import runners
 
         self.progress.set_description(f"loading {backend}/{precision}")
-        if backend == "trt" and (reason := runners.trt_unavailable_reason()):
+        if backend == "trt" and (reason := runners.trt_unavailable_reason() if precision == "fp32"
+                                 else trt_engine_unavailable()):
             self.rows.skip("backend", reason, backend="trt", precision=precision)
             return None
         t0 = time.perf_counter()
@@ -91,7 +103,7 @@ class ArtifactBench:
         config, main = self.config, self.evalsets[0]
         starts = {}
         for r in group:
-            lib = "onnxruntime" if r.backend in ("ort", "trt") else "torch"
+            lib = library(r.backend)
             starts[r.label] = 0.25 * (peaks.get((lib, r.dtype)) or peaks.get(("torch", "fp32")) or 1e10)
         grid = Grid({r.label: r.run for r in group}, self.cfg, self.vocab, config.timing, config.cell_budget_s, starts)
         record_grid(self.rows, group, grid, config, self.progress)

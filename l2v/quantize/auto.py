@@ -35,17 +35,30 @@ def _search(ctx, cfg: AutoConfig, kernel: str, target: float, tmp: Path) -> dict
         ctx.progress(f"auto: kernel={kernel}, {k} layer(s) in fp32 -> recall@10 {tried[k][0]:.4f} (target {target})")
         return tried[k][0]
 
+    smallest_passing(attempt, target, cfg.step, cfg.max_keep)
+    return tried
+
+
+def smallest_passing(attempt, target: float, step: int, max_keep: int) -> None:
+    """Call `attempt(k)` (-> recall@10 with k units kept) for k = 0, step, 2*step, 4*step, ... until one
+    reaches `target` (or k reaches max_keep), then bisect down to within `step` of the smallest passing k.
+    The caller records what each attempt gave."""
+    results: dict[int, float] = {}
+
+    def run(k: int) -> float:
+        results[k] = attempt(k)
+        return results[k]
+
     lo, k = -1, 0
-    while attempt(k) < target and k < cfg.max_keep:
-        lo, k = k, min(cfg.max_keep, max(cfg.step, 2 * k))
+    while run(k) < target and k < max_keep:
+        lo, k = k, min(max_keep, max(step, 2 * k))
     hi = k
-    while hi - lo > cfg.step and tried[hi][0] >= target:
+    while hi - lo > step and results[hi] >= target:
         mid = (lo + hi) // 2
-        if attempt(mid) >= target:
+        if run(mid) >= target:
             hi = mid
         else:
             lo = mid
-    return tried
 
 
 def _fastest(ctx, paths: dict[str, Path]) -> dict[str, float]:

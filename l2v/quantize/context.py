@@ -10,12 +10,13 @@ STAT_SAMPLES = 512
 
 
 class Context:
-    def __init__(self, artifact, calib_texts: list[str], progress=None, torch_model=None):
+    def __init__(self, artifact, calib_texts: list[str], progress=None, torch_model=None, layerwise=None):
         self.artifact = artifact
         self.manifest = artifact.manifest
         self.calib_texts = calib_texts
         self.progress = progress or (lambda msg: None)
         self._torch_model = torch_model
+        self.layerwise = layerwise  # l2v.model.layerwise.LayerwiseModel: calibration one layer at a time
         self._stats: dict = {}
         self.cache: dict = {}  # handlers' shared results (sensitivity ranking, fold checks)
         self.gate = None  # the recall gate (set by quantize_artifact; auto searches with it)
@@ -51,6 +52,41 @@ class Context:
         return [pre.pad(rows[i:i + batch]) for i in range(0, len(rows), batch)]
 
     @property
+    def streamed(self) -> bool:
+        """The source graph keeps its weights in external data: quantize layer-streamed (quantize/streamed.py)."""
+        from l2v.quantize.streamed import applies
+
+        return applies(self)
+
+    @property
+    def config(self):
+        """The backbone's transformers config (of the layer-streamed model when there is one)."""
+        return self.model_layerwise.config if self.streamed else self.torch_model.config
+
+    @property
+    def model_layerwise(self):
+        """The fp32 model one decoder layer at a time: the one a streamed export handed over, else one over the
+        artifact's torch/ weights (read tensor by tensor)."""
+        if self.layerwise is None:
+            from l2v.model.checkpoint import SafetensorsWeights
+            from l2v.model.layerwise import LayerwiseModel
+            from l2v.model.merge import MergedWeights
+            from l2v.runtime.torch import torch_dir, torch_variant
+            from transformers import AutoConfig
+
+            variant = torch_variant(self.artifact, needed_by="calibration")
+            if variant.facts.get("adapter_dir"):
+                from l2v.errors import ArtifactError
+
+                raise ArtifactError("this artifact keeps an adapter unmerged; quantize a merged export")
+            path = torch_dir(self.artifact, variant)
+            config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+            g = self.manifest.graph
+            self.layerwise = LayerwiseModel(config, MergedWeights(SafetensorsWeights(path, config)), g.pooling,
+                                            g.normalize, g.attention == "causal", g.dim)
+        return self.layerwise
+
+    @property
     def torch_model(self):
         """The fp32 `EmbeddingModel`: the one export handed over, else rebuilt from torch/ weights."""
         if self._torch_model is None:
@@ -69,7 +105,13 @@ class Context:
         if key not in self._stats:
             from l2v.quantize.calibrate import collect_stats
 
-            self.progress(f"calibrating on {min(n_texts, len(self.calib_texts))} texts (<= {max_length} tokens)")
+            self.progress(f"calibrating on {min(n_texts, len(self.calib_texts))} texts (<= {max_length} tokens)"
+                          + (", one decoder layer at a time" if self.streamed else ""))
             batches = self.batches(self.calib_texts[:n_texts], max_length)
-            self._stats[key] = collect_stats(self.torch_model, batches, keep_samples)
+            if self.streamed:
+                from l2v.quantize.calibrate import collect_stats_layerwise
+
+                self._stats[key] = collect_stats_layerwise(self.model_layerwise, batches, keep_samples)
+            else:
+                self._stats[key] = collect_stats(self.torch_model, batches, keep_samples)
         return self._stats[key]

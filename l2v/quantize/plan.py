@@ -95,3 +95,25 @@ def plan_quantization(methods, calib=None, eval=None, min_recall=None, torch_wei
                               if calibrates or calib is not None else ([], None))
     eval_texts, eval_rec = resolve_texts(eval, default_eval_texts, "eval", MIN_EVAL_TEXTS)
     return QuantPlan(configs, min_recall, eval_texts, eval_rec, calib_texts, calib_rec)
+
+
+STREAMED_METHODS = {"w8": ("rtn", "hqq"), "w4": ("rtn", "hqq"), "int8-smooth": None, "bnb-int8": None, "bnb-nf4": None}
+
+
+def check_streamable(plan: QuantPlan) -> None:
+    """Refuse what layer-streamed quantization (graphs with external data, l2v.quantize.streamed) cannot do."""
+    for cfg in plan.configs:
+        if cfg.method not in STREAMED_METHODS:
+            raise InputError(f"--quant {cfg.method} is not available for streamed (large) models",
+                             hint="use w8, w4 or int8-smooth; fp16/bf16 graphs come from --dtype")
+        algos = STREAMED_METHODS[cfg.method]
+        if algos and cfg.algorithm not in algos:
+            raise InputError(f"--quant {cfg.variant}: algorithm={cfg.algorithm} is not available for streamed "
+                             "(large) models", hint=f"use algorithm={' or '.join(algos)}")
+        if cfg.method == "int8-smooth":
+            if cfg.smoothing:
+                raise InputError(f"--quant {cfg.variant}: smoothing=true is not available for streamed (large) "
+                                 "models", hint="drop smoothing (it is off by default)")
+            if cfg.kernel == "integer":
+                raise InputError(f"--quant {cfg.variant}: kernel=integer is not available for streamed (large) "
+                                 "models", hint="use kernel=token (default) or kernel=nbits")

@@ -2,8 +2,9 @@
 
 A handler is `build(ctx, cfg, tmp_dir) -> Built` (the new `Variant`, its files written into tmp_dir, and
 optionally a ready backend to gate it with), registered with `@register(ConfigClass, kind=...)`.
-Handlers live in `onnx_methods.py`, `smooth.py`, `weight_only.py`, `torch_methods.py` and `auto.py`;
-importing `l2v.quantize.registry` does not import them (nor torch/onnxruntime) until a method is used.
+Handlers live in `onnx_methods.py`, `smooth.py`, `weight_only.py`, `torch_methods.py`, `auto.py` and
+`trt_methods.py` and `openvino_methods.py`; importing `l2v.quantize.registry` does not import them (nor
+torch/onnxruntime/openvino) until a method is used.
 What a method needs is declared here, so a plan can be checked before any model is loaded.
 """
 from __future__ import annotations
@@ -15,11 +16,14 @@ from typing import Callable
 from l2v.errors import InputError
 from l2v.quantize.config import CONFIGS, QuantConfig
 
-HANDLER_MODULES = ("onnx_methods", "smooth", "weight_only", "torch_methods", "auto")
+HANDLER_MODULES = ("onnx_methods", "smooth", "weight_only", "torch_methods", "auto", "trt_methods",
+                   "openvino_methods")
 # what each method needs, known without importing its handler: {method: (kind, calibrates)}
 NEEDS = {"fp16": ("onnx", False), "bf16": ("onnx", False), "int8-dynamic": ("onnx", False),
          "int8-smooth": ("onnx", True), "w8": ("onnx", True), "w4": ("onnx", True), "auto": ("onnx", True),
-         "bnb-int8": ("bnb", False), "bnb-nf4": ("bnb", False)}
+         "bnb-int8": ("bnb", False), "bnb-nf4": ("bnb", False),
+         "trt-fp16": ("trt", False), "trt-bf16": ("trt", False), "trt-int8": ("trt", True), "trt-fp8": ("trt", True),
+         "ov-fp32": ("openvino", False), "ov-int8": ("openvino", True)}
 
 
 @dataclass

@@ -93,17 +93,28 @@ def check_fold(original, smoothed, ctx, what: str) -> float:
     return cos
 
 
-def sensitive_layers(ctx, cfg, folded: dict, outliers: dict | None = None) -> list[tuple[str, float]]:
+def sensitive_layers(ctx, cfg, folded: dict, outliers: dict | None = None,
+                     kernel: str | None = None) -> list[tuple[str, float]]:
     """Decoder layers ranked most sensitive first (end to end, see sensitivity.py; cached per recipe).
-    `outliers`: {module: fp32 channels}, as the graph will have them."""
+    `outliers`: {module: fp32 channels}, as the graph will have them; `kernel` overrides `cfg.kernel`
+    (`ov-int8` ranks with "tensor", NNCF's per-tensor activation scales)."""
     from l2v.quantize.sensitivity import rank_units
 
-    key = ("sensitivity", _recipe_key(cfg), cfg.kernel, cfg.block_size, cfg.calib_texts, cfg.calib_max_length)
+    kernel = kernel or cfg.kernel
+    key = ("sensitivity", _recipe_key(cfg), kernel, cfg.block_size, cfg.calib_texts, cfg.calib_max_length)
     if key not in ctx.cache:
-        ctx.progress(f"ranking decoder layers by end-to-end sensitivity (kernel {cfg.kernel})")
         batches = ctx.batches(ctx.calib_texts[:SENSITIVITY_TEXTS], SENSITIVITY_TOKENS, batch=SENSITIVITY_TEXTS)
-        ctx.cache[key] = rank_units(ctx.torch_model, batches, {k: v[0] for k, v in folded.items()},
-                                    outliers=outliers, kernel=cfg.kernel, block_size=cfg.block_size)
+        if ctx.streamed:
+            from l2v.quantize.sensitivity import rank_layers_layerwise
+
+            ctx.progress(f"ranking decoder layers by end-to-end sensitivity (kernel {kernel}), one layer "
+                         "in memory at a time")
+            ctx.cache[key] = rank_layers_layerwise(ctx.model_layerwise, batches, outliers=outliers,
+                                                   kernel=kernel, block_size=cfg.block_size)
+        else:
+            ctx.progress(f"ranking decoder layers by end-to-end sensitivity (kernel {kernel})")
+            ctx.cache[key] = rank_units(ctx.torch_model, batches, {k: v[0] for k, v in folded.items()},
+                                        outliers=outliers, kernel=kernel, block_size=cfg.block_size)
     return ctx.cache[key]
 
 
@@ -156,5 +167,9 @@ def build_smoothed(ctx, cfg: Int8SmoothConfig, keep_units: int | None = None):
 def build_int8_smooth(ctx, cfg: Int8SmoothConfig, tmp: Path):
     from l2v.quantize.onnx_methods import finish
 
+    if ctx.streamed:
+        from l2v.quantize import streamed
+
+        return streamed.build_int8_smooth(ctx, cfg, tmp)
     q, facts = build_smoothed(ctx, cfg)
     return finish(q, tmp, cfg, "int8", **facts)

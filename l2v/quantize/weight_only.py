@@ -55,6 +55,10 @@ def build_weight_only(ctx, cfg: WeightOnlyConfig, tmp: Path):
     from l2v.quantize.onnx_methods import finish, nbits_quantize
     from l2v.quantize.smooth import check_fold
 
+    if ctx.streamed:
+        from l2v.quantize import streamed
+
+        return streamed.build_weight_only(ctx, cfg, tmp)
     model = graph.load(ctx.source_path)
     facts = {}
     if cfg.algorithm == "awq":

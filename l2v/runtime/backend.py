@@ -5,7 +5,7 @@
 
 A *backend* is the runtime that executes a variant (`onnx`: ONNX Runtime; `torch`: PyTorch); a variant's
 *kind* (its stored format) decides which backend class loads it. Adding a kind is one registration:
-`register("trt", "l2v.runtime.trt:TrtBackend")` (a lazy "module:Class" string keeps `import l2v` lean).
+`register("openvino", "my_pkg.runtime:OpenVinoBackend")` (a lazy "module:Class" string keeps `import l2v` lean).
 The runtime, the quantization gate and the benchmark all run variants through this interface.
 """
 from __future__ import annotations
@@ -28,13 +28,16 @@ REGISTRY: dict[str, str] = {
     "onnx": "l2v.runtime.onnx:OnnxBackend",
     "torch": "l2v.runtime.torch:TorchBackend",
     "bnb": "l2v.runtime.bnb:BnbBackend",
+    "trt": "l2v.runtime.trt:TrtBackend",
+    "openvino": "l2v.runtime.openvino:OpenVINOBackend",
 }
 
 
 @dataclass(frozen=True)
 class RunOptions:
     """How to run: `device` cpu|cuda; `threads` intra-op threads (None: the library's choice); ONNX
-    Runtime `providers`; the torch backend's `engine` (padded|packed; default packed on CUDA);
+    Runtime `providers`; `engine`: how the backend runs (torch: padded|packed, default packed on CUDA;
+    trt variants: tensorrt|onnxruntime|auto, see runtime/trt.py);
     `spinning=False` stops idle ONNX Runtime threads from spinning (measurements on shared machines)."""
     device: str = "cpu"
     threads: int | None = None

@@ -39,14 +39,18 @@ def load_weights(artifact, dtype, needed_by: str | None = None, **kwargs):
     unmerged (facts.adapter_dir) applied again as LoRA side branches."""
     from transformers import AutoModel
 
+    from l2v.model.load import quiet_loading
+
     variant = torch_variant(artifact, needed_by)
     artifact.check(variant)
     path = torch_dir(artifact, variant)
     try:
-        model = AutoModel.from_pretrained(str(path), dtype=dtype, local_files_only=True, **kwargs).eval()
-    except (OSError, ValueError) as e:
+        with quiet_loading():  # no "Loading weights" bar from a library call
+            model = AutoModel.from_pretrained(str(path), dtype=dtype, local_files_only=True, **kwargs).eval()
+    except Exception as e:  # damaged files: OSError, ValueError, safetensors' SafetensorError, KeyError ...
         raise ArtifactError(f"cannot load the PyTorch weights in {str(path)!r}: {str(e).splitlines()[0][:200]}",
                             hint="the artifact's torch/ files are damaged; re-export it") from e
+    check_shape(artifact, variant, model.config)
     adapter = variant.facts.get("adapter_dir")
     if adapter:
         from l2v.model.adapters import apply_unmerged
@@ -65,6 +69,19 @@ def load_head(artifact, dtype=None):
 
     variant = torch_variant(artifact)
     return load(g.head, torch_dir(artifact, variant) / WEIGHTS, dtype).eval()
+def check_shape(artifact, variant, config) -> None:
+    """The weights must be the model the manifest describes, and `graph.dim` the width they were exported
+    with (export records it in the torch variant's facts): an edited dim must not silently change the
+    width of the vectors."""
+    m, where = artifact.manifest, f"{variant.main.path.rsplit('/', 1)[0]}/config.json"
+    hidden = getattr(config, "hidden_size", None)
+    if hidden != m.model.hidden_size:
+        raise ArtifactError(f"{where} has hidden_size {hidden}, l2v.json says {m.model.hidden_size}",
+                            hint="the torch/ files belong to another model; re-export the artifact")
+    recorded = variant.facts.get("dim")
+    if recorded is not None and recorded != m.graph.dim:
+        raise ArtifactError(f"l2v.json says graph.dim {m.graph.dim}, but its torch weights were exported for "
+                            f"dim {recorded}", hint="the manifest was edited; re-export the artifact")
 
 
 def load_encoder(artifact, dtype=None, needed_by: str | None = None):

@@ -15,6 +15,8 @@ the whole document); in `st` mode as sentence-transformers does.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Set as AbstractSet
+
 import numpy as np
 
 from l2v.errors import InputError
@@ -42,8 +44,16 @@ def _check_one(t, what: str) -> str:
 
 
 def _as_list(items) -> list:
+    """One text, or an ordered collection of them. A dict or a set is refused: a set has no order to
+    return the vectors in, and a dict would be embedded by its keys."""
     if isinstance(items, (str, bytes)):
         items = [items]
+    if isinstance(items, (Mapping, AbstractSet)):
+        raise InputError(f"texts must be a string or a list of strings, got a {type(items).__name__}",
+                         hint="pass list(...) of the texts in the order you want the vectors back")
+    if not isinstance(items, Iterable):
+        raise InputError(f"texts must be a string or a list of strings, got {type(items).__name__} {items!r:.40}",
+                         hint="e.g. encode(['first text', 'second text'])")
     items = list(items)
     if not items:
         raise InputError("the text list is empty", hint="pass at least one text")

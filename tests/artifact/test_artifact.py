@@ -47,6 +47,19 @@ def test_manifest_round_trips(art):
     assert m.variants["int8-smooth"].main.path == "model_int8-smooth.onnx"
 
 
+def test_every_file_is_recorded_with_its_size_and_sha256(art):
+    """Issue 12 case 1: every file of the artifact (each variant's, torch/, the shared tokenizer files) is in
+    the manifest with the size and sha256 it has on disk; only l2v.json itself is not."""
+    from l2v.fileio import sha256_file
+
+    m = read_manifest(art)
+    recs = [r for v in m.variants.values() for r in v.files] + list(m.files)
+    on_disk = {p.relative_to(art).as_posix() for p in art.rglob("*") if p.is_file()} - {"l2v.json"}
+    assert {r.path for r in recs} == on_disk and any(r.path.startswith("torch/") for r in recs)
+    for r in recs:
+        assert (r.size, r.sha256) == ((art / r.path).stat().st_size, sha256_file(art / r.path)), r.path
+
+
 @pytest.mark.parametrize("edit,pattern", [
     (lambda m: m.pop("graph"), "required key 'graph' is missing"),
     (lambda m: m["graph"].update(dim="wide"), "key 'graph.dim' must be an integer"),

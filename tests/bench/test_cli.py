@@ -9,7 +9,7 @@ def test_missing_data_dir_is_one_line(tmp_path, monkeypatch, capsys):
     code = main([str(tmp_path), "--out", str(tmp_path / "o"), "--quiet"])
     err = capsys.readouterr().err
     assert code != 0
-    assert err.startswith("error: no data dir") and "fetch_assets.sh DIR data" in err
+    assert err.startswith("error: no data dir") and "l2v-fetch-data DIR" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 

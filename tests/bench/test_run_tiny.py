@@ -1,5 +1,7 @@
 """The whole harness on a tiny random-weight artifact and a fabricated data dir (CPU, seconds).
 Checks the plumbing and the same-run references; timings are never asserted."""
+import importlib.util
+
 import pytest
 
 from fake_data import write_data_dir
@@ -18,6 +20,10 @@ def result(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("bench")
     art = export_model(str(save_model_dir(root / "base")), root / "art", progress=False)
+    if importlib.util.find_spec("openvino"):  # an OpenVINO IR variant: l2v-bench gives it "ov" rows
+        from l2v.quantize import quantize_artifact
+
+        quantize_artifact(art, ["ov-fp32"], speed=False)
     cfg = BenchConfig.quick_defaults(targets=[str(art)], batch_sizes=(1, 2), seq_lens=(8, 16),
                                      data_dir=str(write_data_dir(root)), out=str(root / "out"),
                                      eval_texts=12, eval_max_length=16, threads=1, progress=False,
@@ -38,6 +44,15 @@ def test_every_backend_measured_against_the_baseline(result):
     assert select(rows, "speedup_vs_hf", backend="ort", batch=2, seq=16)
     assert select(rows, "skipped", backend="trt")  # tensorrt is not installed on CI
     assert select(rows, "matmul_peak") and select(rows, "peak_rss", backend="ort")
+
+
+def test_openvino_variants_get_rows(result):
+    pytest.importorskip("openvino")
+    rows = result.rows
+    assert len(select(rows, "latency_p50", backend="ov", precision="ov-fp32")) == 4
+    (cos,) = select(rows, "fidelity_cosine_min", backend="ov")
+    assert cos["reference"] == "hf/fp32" and cos["value"] > 0.9999
+    assert select(rows, "peak_rss", backend="ov")
 
 
 def test_fidelity_of_fp32_backends_to_the_hf_reference(result):

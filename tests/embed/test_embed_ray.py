@@ -53,6 +53,7 @@ def test_ray_resumes_a_local_run_with_identical_vectors(cluster, artifact, jsonl
         {k: ref_m[k] for k in ("job", "rows", "tokens", "variant", "inputs")}
 
 
+@pytest.mark.slow  # a `ray start --head` cluster of its own: ~2 min on 2 cores; resume across executors stays default
 def test_cli_joins_the_cluster_int8_calibrated_on_window_0(cluster, artifact, tmp_path):
     """`l2v-embed --ray ADDRESS` from another process: window 0 runs first (its float32 vectors fix the
     int8 ranges), then the rest; the parts equal the local int8 run's."""

@@ -71,7 +71,7 @@ def test_missing_data_dir_says_how_to_fetch(tmp_path, monkeypatch):
     monkeypatch.delenv("L2V_DATA_DIR", raising=False)
     with pytest.raises(DataNotFoundError, match="no data dir") as e:
         load_bbc()
-    assert "fetch_assets.sh DIR data" in str(e.value)
+    assert "l2v-fetch-data DIR" in str(e.value)
     with pytest.raises(DataNotFoundError, match="does not exist"):
         load_lee(tmp_path / "nowhere")
     write_data_dir(tmp_path, lee=False)

@@ -16,7 +16,8 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("exp")
     base = save_model_dir(root / "base", "llama")
     mntp, simcse = llm2vec_adapters(base, root)
-    out = l2v.export_model(str(base), root / "art", adapters=[str(mntp), str(simcse)], dtype="fp16", progress=False)
+    out = l2v.export_model(str(base), root / "art", adapters=[str(mntp), str(simcse)], dtype="fp32,fp16",
+                           progress=False)
     return root, base, mntp, simcse, out
 
 
@@ -28,6 +29,9 @@ def test_manifest_records_what_a_user_needs(setup):
     assert m.tokenizer.pad_token == "</s>" and m.tokenizer.pad_token_source == "eos"
     assert m.graph.output == "sentence_embedding" and m.graph.opset >= 18
     assert set(m.variants) == {"fp32", "fp16", "torch"}
+    # small models keep the in-memory path: one inline fp32 graph (no external data), torch/ copy as before
+    assert m.timings["resource_plan"]["path"] == "memory" and m.default_variant == "fp32"
+    assert [f.path for f in m.variants["fp32"].files] == ["model.onnx"]
     assert {n: v.kind for n, v in m.variants.items()} == {"fp32": "onnx", "fp16": "onnx", "torch": "torch"}
     v32, v16 = m.variants["fp32"].validation, m.variants["fp16"].validation
     assert v32["min_cosine"] >= 0.99999 and v16["min_cosine"] >= 0.999

@@ -41,6 +41,12 @@ def warm():
     (["--adapter", "/nonexistent/adapter"], "is not a directory"),
     (["--keep-last-adapter-unmerged"], "needs at least one --adapter"),
     (["--pooling", "max"], "invalid choice"),
+    (["--dtype", "fp8"], "'fp8' is not a graph dtype"),
+    (["--dtype", "fp16,fp16"], "names fp16 twice"),
+    (["--dtype", "fp32,fp16", "--quant", "fp16"], "would replace the fp16 graph"),
+    (["--stream", "maybe"], "invalid choice"),
+    (["--max-memory-gb", "0"], "--max-memory-gb 0.0 must be a positive number"),
+    (["--stream", "on", "--keep-last-adapter-unmerged"], "needs the in-memory export"),
 ])
 def test_bad_option_fails_fast(capsys, tmp_path, model_dir, warm, extra, pattern):
     out = tmp_path / "out"

@@ -26,13 +26,18 @@ TABLE = {
     "auto:kernels=nbits": ("MatMulNBits", 14),
     "bnb-int8": (None, None),
     "bnb-nf4": (None, None),
+    "ov-fp32": ("openvino", None),  # kind openvino: tests/quantize/test_openvino.py
+    "ov-int8": ("openvino", None),
 }
 # one activation scale for the whole batch: results depend on the batch's other texts (and padding)
 PER_TENSOR = {"int8-dynamic", "int8-smooth:kernel=integer"}
 
 
+TRT = {"trt-fp16", "trt-bf16", "trt-int8", "trt-fp8"}  # kind trt, not onnx: tests/quantize/test_trt.py
+
+
 def test_every_registered_method_is_in_the_table():
-    assert set(methods()) == {spec.split(":")[0] for spec in TABLE}
+    assert set(methods()) == {spec.split(":")[0] for spec in TABLE} | TRT
 
 
 @pytest.mark.parametrize("spec", sorted(TABLE))
@@ -43,6 +48,8 @@ def test_method_builds_a_valid_variant(spec, artifact, texts):
 
     if spec.startswith("bnb"):
         pytest.importorskip("bitsandbytes")
+    if TABLE[spec][0] == "openvino":
+        pytest.skip("OpenVINO IR variants are tested in test_openvino.py")
     cfg = parse_method(spec)
     if cfg.method == "int8-smooth":
         cfg.keep_sensitive = 1
@@ -106,7 +113,9 @@ def test_config_json_round_trip():
                                  "w4:colour=red", "int8-smooth:kernel=magic", "w8:algorithm=hqq",
                                  "int8-smooth:kernel=nbits,outlier_channels=4", "int8-smooth:outlier_channels=-1",
                                  "auto:outlier_channels=x", "w8:keep_8bit=self_attn",
-                                 "auto:kernels=integer"])
+                                 "auto:kernels=integer", "ov-int8:mode=fast", "ov-int8:smoothquant_alpha=0",
+                                 "ov-int8:preset=fast", "ov-int8:max_drop=0.1", "ov-int8:mode=accuracy,max_drop=2",
+                                 "ov-int8:keep_sensitive=-1", "ov-int8:ranking_batches=0"])
 def test_bad_specs_are_input_errors(bad):
     with pytest.raises(InputError) as e:
         parse_method(bad)

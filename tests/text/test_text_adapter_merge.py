@@ -125,7 +125,7 @@ def test_quantize_refuses_an_unmerged_artifact(exports, tmp_path):
                                          r"\(drop --keep-last-adapter-unmerged\)"):
         quantize_artifact(unmerged, ["int8-dynamic"])
     assert (unmerged / "l2v.json").read_text() == before
-    with pytest.raises(InputError, match="--quant cannot be combined with --keep-last-adapter-unmerged"):
+    with pytest.raises(InputError, match="--quant/--trt cannot be combined with --keep-last-adapter-unmerged"):
         l2v.export_model(str(base), tmp_path / "q", adapters=[str(mntp), str(sup)], unmerged_last=True,
                          quant=["int8-dynamic"], progress=False)
     assert not (tmp_path / "q").exists()

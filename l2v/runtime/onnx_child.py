@@ -1,0 +1,125 @@
+"""Run an ONNX graph on batches in a child process, so its memory is its own and measured.
+
+    outputs, report = run_in_child(path, batches, output, workdir)
+
+Why a child: ONNX Runtime reads a graph's external data into anonymous memory (about 1.3x the weights at
+the 8B width, measured), and that memory must neither add to the exporter's nor outlive the check; the
+child's peak RSS (VmHWM) is reported, and a child killed for memory is a clear error, not a dead export.
+The child dies with its parent (PR_SET_PDEATHSIG), so an interrupted export leaves no ORT process behind.
+
+Child: `python -m l2v.runtime.onnx_child GRAPH BATCHES.npz OUT.npy OUTPUT [--providers P,...]` prints one
+JSON line: open/run seconds, RSS (anonymous / file-backed) after opening, and the peak.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from l2v.errors import L2VError
+
+NAMES = ("input_ids", "attention_mask", "pooling_mask")
+
+
+class ChildError(L2VError):
+    """The ONNX Runtime child failed: `killed` is True when a signal (the OOM killer) ended it."""
+
+    def __init__(self, message: str, killed: bool = False, hint: str | None = None):
+        super().__init__(message, hint)
+        self.killed = killed
+
+
+def save_batches(batches, path: Path) -> None:
+    arrays = {f"{k}_{i}": np.asarray(b[k]) for i, b in enumerate(batches) for k in NAMES}
+    np.savez(path, **arrays)
+
+
+def load_batches(path) -> list[dict]:
+    data = np.load(path)
+    n = len([k for k in data.files if k.startswith("input_ids_")])
+    return [{k: data[f"{k}_{i}"] for k in NAMES} for i in range(n)]
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent dies (an interrupted export leaves no ORT child)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def run_in_child(path, batches, output: str, workdir, providers=None, timeout_s: float | None = None):
+    """(outputs float32 [rows, dim], the child's report). Raises `ChildError` naming the child's error."""
+    with tempfile.TemporaryDirectory(prefix=".l2v-ort-", dir=workdir) as tmp:
+        bpath, opath = Path(tmp) / "batches.npz", Path(tmp) / "out.npy"
+        save_batches(batches, bpath)
+        cmd = [sys.executable, "-m", "l2v.runtime.onnx_child", str(path), str(bpath), str(opath), output]
+        if providers:
+            cmd += ["--providers", ",".join(providers)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=_die_with_parent)
+        try:
+            out, err = proc.communicate(timeout=timeout_s)
+        except BaseException:  # Ctrl-C, SIGTERM, timeout: the child goes with us
+            proc.kill()
+            proc.wait()
+            raise
+        name = Path(path).name
+        if proc.returncode < 0:
+            raise ChildError(f"ONNX Runtime was killed by signal {-proc.returncode} while running {name} "
+                             "(out of memory?)", killed=True,
+                             hint="lower --max-memory-gb only if it is above what the machine really has, "
+                                  "or free memory")
+        lines = out.strip().splitlines()
+        if proc.returncode != 0 or not lines:
+            last = (err.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+            raise ChildError(f"ONNX Runtime could not run {name}: {last[:300]}")
+        return np.load(opath), json.loads(lines[-1])
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    from l2v.resources import GiB, process_memory
+    from l2v.runtime.onnx import session
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("graph")
+    ap.add_argument("batches")
+    ap.add_argument("out")
+    ap.add_argument("output")
+    ap.add_argument("--providers", default="CPUExecutionProvider")
+    args = ap.parse_args(argv)
+
+    def mem() -> dict:
+        return {k: round(v / GiB, 3) for k, v in process_memory().items()}
+
+    report = {"after_import_gib": mem()}
+    t = time.perf_counter()
+    try:
+        sess = session(args.graph, providers=args.providers.split(","), spinning=False)
+        report["open_s"] = round(time.perf_counter() - t, 2)
+        report["after_open_gib"] = mem()
+        t = time.perf_counter()
+        outs = [sess.run([args.output], b)[0] for b in load_batches(args.batches)]
+    except Exception as e:  # ORT's own exception types: reported as one line to the parent
+        print(f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:300]}", file=sys.stderr)
+        return 1
+    report["run_s"] = round(time.perf_counter() - t, 2)
+    report["after_run_gib"] = mem()
+    report["peak_rss_gib"] = report["after_run_gib"].get("peak")
+    np.save(args.out, np.concatenate(outs).astype(np.float32))
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

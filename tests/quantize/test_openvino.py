@@ -1,0 +1,89 @@
+"""The `openvino` variant kind on the tiny llama: IR conversion equals ORT fp32, the int8 IR's structure,
+loading through l2v.load, the recall gate refusing an OpenVINO variant, and the install hint without it."""
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from l2v.errors import OptionalDependencyError
+from l2v.quantize import quantize_artifact
+
+TEXTS = ["a short text", "another, somewhat longer text about padding and batching in embedding models",
+         "The quick brown fox jumps over the lazy dog.", "numbers 1 2 3 and symbols #!"]
+
+
+@pytest.fixture()
+def ov():
+    pytest.importorskip("nncf")
+    return pytest.importorskip("openvino")
+
+
+def _cos_min(a, b) -> float:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return float((a * b).sum(1).min())
+
+
+def test_ir_conversion_equals_ort_fp32(ov, artifact, texts, monkeypatch):
+    import l2v
+
+    entry = quantize_artifact(artifact, ["ov-fp32"], eval=texts[1], speed=False)["ov-fp32"]
+    assert entry.kind == "openvino" and entry.dtype == "fp32"
+    assert [r.path for r in entry.files] == ["model_ov-fp32.xml", "model_ov-fp32.bin"]
+    assert all(r.size == (artifact / r.path).stat().st_size and len(r.sha256) == 64 for r in entry.files)
+    assert entry.facts["conversion_min_cosine"] >= 0.99999 and entry.gate["recall@10"] == 1.0
+    ref = l2v.load(artifact, variant="fp32").encode(TEXTS + texts[1])
+    enc = l2v.load(artifact, variant="ov-fp32")
+    assert enc.backend.name == "openvino" and enc.backend.properties["INFERENCE_PRECISION_HINT"] == "f32"
+    got = enc.encode(TEXTS + texts[1])
+    assert got.shape == ref.shape and _cos_min(ref, got) >= 0.99999
+    monkeypatch.setitem(sys.modules, "openvino", None)  # the variant without the package: the install hint
+    with pytest.raises(OptionalDependencyError, match=r"l2v-export\[openvino\]"):
+        l2v.load(artifact, variant="ov-fp32")
+
+
+def test_int8_ir_structure_and_load(ov, artifact, texts):
+    import l2v
+
+    spec = "ov-int8:keep_sensitive=1,calib_texts=16"
+    entry = quantize_artifact(artifact, [spec], calib=texts[0], eval=texts[1], speed=False)["ov-int8"]
+    facts = entry.facts
+    assert entry.kind == "openvino" and entry.dtype == "int8" and facts["mode"] == "ptq"
+    # 2 layers x 7 projections: the most sensitive layer's 7 stay fp32 (ignored scope), the other 7 are
+    # int8 x int8 behind FakeQuantize nodes, and the CPU plugin runs them as int8 FullyConnected layers
+    assert len(facts["kept_layers"]) == 1 and facts["kept_fp32"] == 7
+    s = facts["structure"]
+    assert s["matmul_fp32"] == 7 and s["matmul_int8_activations"] >= 7 and s["FakeQuantize"] >= 7
+    assert any(k.startswith("FullyConnected") and k.endswith(("i8", "u8")) for k in facts["runtime_precisions"])
+    manifest = json.loads((artifact / "l2v.json").read_text())
+    assert manifest["variants"]["ov-int8"]["quant"]["method"] == "ov-int8"
+    enc = l2v.load(artifact, variant="ov-int8")
+    a, b = enc.encode(TEXTS), enc.encode(TEXTS[:1])
+    assert a.shape == (4, 64) and np.isfinite(a).all()
+    assert np.allclose(a[:1], b, atol=2e-2)  # static scales: a text's vector does not depend on its batch
+    ref = l2v.load(artifact, variant="fp32").encode(TEXTS)
+    assert _cos_min(ref, a) > 0.9
+
+
+def test_gate_refuses_a_bad_openvino_variant(ov, artifact, texts):
+    from l2v.cli.quantize import main
+
+    before = sorted(p.name for p in artifact.iterdir())
+    manifest = (artifact / "l2v.json").read_text()
+    calib, ev = (artifact.parent / "calib.txt"), (artifact.parent / "eval.txt")
+    calib.write_text("\n".join(texts[0]))
+    ev.write_text("\n".join(texts[1]))
+    # every projection int8 with static per-tensor scales from 8 texts, no SmoothQuant: recall@10 < 1.0
+    code = main([str(artifact), "--quant", "ov-int8:keep_sensitive=0,smoothquant_alpha=none,calib_texts=8",
+                 "--min-recall", "1.0", "--calib", str(calib), "--eval", str(ev), "--no-speed", "--quiet"])
+    assert code == 3
+    assert sorted(p.name for p in artifact.iterdir()) == before
+    assert (artifact / "l2v.json").read_text() == manifest
+
+
+def test_missing_openvino_names_the_extra(monkeypatch, artifact, texts):
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    with pytest.raises(OptionalDependencyError, match=r"pip install 'l2v-export\[openvino\]'"):
+        quantize_artifact(artifact, ["ov-fp32"], eval=texts[1], speed=False)
+    assert "ov-fp32" not in json.loads((artifact / "l2v.json").read_text())["variants"]
