@@ -244,24 +244,9 @@ def recall_only(args) -> int:
 
 
 def _plot_recall_size(out: Path, table: list) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in table:
-        if r.get("size_mb") is None or r.get("recall@10") is None:
-            continue
-        trt = r["variant"].startswith("trt-")
-        ax.scatter(r["size_mb"], r["recall@10"], marker="s" if trt else "o", s=40, alpha=0.7)
-        ax.annotate(r["variant"], (r["size_mb"], r["recall@10"]), fontsize=8, xytext=(4, 2), textcoords="offset points")
-    ax.axhline(0.95, ls="--", lw=0.8, color="grey")
-    ax.set_xlabel("size on disk (MB)")
-    ax.set_ylabel("recall@10 vs fp32 neighbours (BBC)")
-    ax.set_title("Variants: fidelity vs size (squares: trt-* graphs on ONNX Runtime)")
-    fig.tight_layout()
-    fig.savefig(f"{out}.png", dpi=120)
+    _scatter(out, table, "size_mb", "size on disk (MB)",
+             "Variants: fidelity vs size (squares: trt-* graphs on ONNX Runtime)",
+             size=lambda r: 40, marker=lambda r: "s" if r["variant"].startswith("trt-") else "o")
 
 
 def _compute(variant) -> str:
@@ -291,6 +276,13 @@ def _compute(variant) -> str:
 
 
 def _plot(out: Path, table: list) -> None:
+    _scatter(out, table, "x_ort_b32", "speed-up vs ORT fp32 at batch 32 (same run)",
+             "Quantized variants: fidelity vs speed (marker area ~ size on disk)",
+             size=lambda r: max(20, (r.get("size_mb") or 550) / 3), marker=lambda r: "o", vline=1.0)
+
+
+def _scatter(out: Path, table: list, x: str, xlabel: str, title: str, size, marker, vline=None) -> None:
+    """recall@10 against column `x`, one labelled point per variant, the 0.95 target line; OUT.png."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -298,16 +290,16 @@ def _plot(out: Path, table: list) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in table:
-        if r.get("x_ort_b32") is None or r.get("recall@10") is None:
+        if r.get(x) is None or r.get("recall@10") is None:
             continue
-        ax.scatter(r["x_ort_b32"], r["recall@10"], s=max(20, (r.get("size_mb") or 550) / 3), alpha=0.6)
-        ax.annotate(r["variant"], (r["x_ort_b32"], r["recall@10"]), fontsize=8, xytext=(4, 2),
-                    textcoords="offset points")
+        ax.scatter(r[x], r["recall@10"], marker=marker(r), s=size(r), alpha=0.6)
+        ax.annotate(r["variant"], (r[x], r["recall@10"]), fontsize=8, xytext=(4, 2), textcoords="offset points")
     ax.axhline(0.95, ls="--", lw=0.8, color="grey")
-    ax.axvline(1.0, ls=":", lw=0.8, color="grey")
-    ax.set_xlabel("speed-up vs ORT fp32 at batch 32 (same run)")
+    if vline is not None:
+        ax.axvline(vline, ls=":", lw=0.8, color="grey")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("recall@10 vs fp32 neighbours (BBC)")
-    ax.set_title("Quantized variants: fidelity vs speed (marker area ~ size on disk)")
+    ax.set_title(title)
     fig.tight_layout()
     fig.savefig(f"{out}.png", dpi=120)
 
