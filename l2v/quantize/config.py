@@ -37,6 +37,15 @@ def _choice(value, allowed, what: str) -> None:
         raise InputError(f"{what}={value!r} is not supported", hint=f"use one of {', '.join(map(str, allowed))}")
 
 
+def _check_count(value, what: str, minimum: int, optional: bool = False) -> None:
+    """An integer option (not a bool) of at least `minimum`; None passes when `optional`."""
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        bound = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise InputError(f"{what}={value!r} must be {bound}")
+
+
 def _check_keep(keep, what: str = "keep_fp32") -> None:
     if not isinstance(keep, list) or not all(isinstance(k, str) and k for k in keep):
         raise InputError(f"{what}={keep!r} must be a list of MatMul name patterns (e.g. 'mlp.down_proj')")
@@ -303,14 +312,11 @@ class TrtQuantConfig(TrtConfig):
         if not 0.0 <= float(self.alpha) <= 1.0:
             raise InputError(f"alpha={self.alpha} must be in [0, 1]")
         for key in ("outlier_channels", "keep_units"):
-            v = getattr(self, key)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
-                raise InputError(f"{key}={v!r} must be an integer >= 0")
+            _check_count(getattr(self, key), key, 0, optional=True)
         if self.min_recall is not None and not 0.0 < float(self.min_recall) <= 1.0:
             raise InputError(f"min_recall={self.min_recall} must be in (0, 1]")
         for key in ("step", "max_keep"):
-            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
-                raise InputError(f"{key}={getattr(self, key)!r} must be a positive integer")
+            _check_count(getattr(self, key), key, 1)
         _check_calib(self)
 
 
@@ -384,16 +390,13 @@ class OvInt8Config(QuantConfig):
         a = self.smoothquant_alpha
         if a is not None and not 0.0 < float(a) <= 1.0:
             raise InputError(f"smoothquant_alpha={a} must be in (0, 1], or none to turn SmoothQuant off")
-        if not isinstance(self.keep_sensitive, int) or isinstance(self.keep_sensitive, bool) or self.keep_sensitive < 0:
-            raise InputError(f"keep_sensitive={self.keep_sensitive!r} must be an integer >= 0")
+        _check_count(self.keep_sensitive, "keep_sensitive", 0)
         _check_keep(self.keep_fp32)
         _check_calib(self)
         if self.max_drop is not None and not 0.0 < float(self.max_drop) < 1.0:
             raise InputError(f"max_drop={self.max_drop} must be in (0, 1) (an absolute drop of recall@10)")
         for key in ("max_iterations", "ranking_batches"):
-            v = getattr(self, key)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise InputError(f"{key}={v!r} must be a positive integer")
+            _check_count(getattr(self, key), key, 1)
         if self.mode != "accuracy" and self.max_drop is not None:
             raise InputError(f"max_drop={self.max_drop} needs mode=accuracy (mode={self.mode!r})",
                              hint="drop max_drop, or use mode=accuracy")
