@@ -58,3 +58,10 @@ def run(artifact, inputs, out, **kw):
                         log=lambda m: None)
 
 
+def bad_instruction_corpus(path: Path) -> Path:
+    """20 rows with an instruction field `q`; row 18 (line 18) has an instruction longer than max_length."""
+    rows = corpus(20)
+    for r in rows:
+        r["q"] = "Represent this text"
+    rows[17]["q"] = " ".join(["instruction"] * 80)
+    return write_jsonl(path, rows)

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from embed_helpers import FAST, ROOT, corpus, read_output, run, write_jsonl
+from embed_helpers import FAST, ROOT, bad_instruction_corpus, corpus, read_output, run, write_jsonl
 
 import l2v
 from l2v.cli.embed import main as cli
@@ -137,11 +137,8 @@ def test_bad_rows_fail_before_anything_is_written_or_are_skipped(artifact, tmp_p
 
 def test_a_row_the_preprocessor_refuses(artifact, tmp_path):
     """An instruction longer than max_length is found while tokenising: named, or skipped and counted."""
-    rows = corpus(20)
-    for r in rows:
-        r["q"] = "Represent this text"
-    rows[17]["q"] = " ".join(["instruction"] * 80)
-    src = write_jsonl(tmp_path / "q.jsonl", rows)
+    src = bad_instruction_corpus(tmp_path / "q.jsonl")
+    rows = [json.loads(line) for line in src.read_text().splitlines()]
     with pytest.raises(RowError, match="q.jsonl line 18: item 0: instruction and template take"):
         run(artifact, [src], tmp_path / "o1", instruction_field="q")
     m = run(artifact, [src], tmp_path / "o2", instruction_field="q", on_error="skip")

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from embed_helpers import FAST, ROOT, corpus, read_output, run, write_jsonl
+from embed_helpers import FAST, ROOT, bad_instruction_corpus, corpus, read_output, run, write_jsonl
 
 from l2v.errors import RowError
 
@@ -73,11 +73,7 @@ def test_cli_joins_the_cluster_int8_calibrated_on_window_0(cluster, artifact, tm
 
 @pytest.mark.slow  # one more actor start (~14 s CPU); the error's pickling is in the default run (test_reader)
 def test_a_bad_row_inside_an_actor_is_reported_as_the_row(cluster, artifact, tmp_path):
-    rows = corpus(20)
-    for r in rows:
-        r["q"] = "Represent this text"
-    rows[17]["q"] = " ".join(["instruction"] * 80)
-    src = write_jsonl(tmp_path / "q.jsonl", rows)
+    src = bad_instruction_corpus(tmp_path / "q.jsonl")
     with pytest.raises(RowError, match="q.jsonl line 18: item 0: instruction and template take"):
         run(artifact, [src], tmp_path / "o", instruction_field="q", ray=True)
     assert not (tmp_path / "o" / "embed.json").exists()
