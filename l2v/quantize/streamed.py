@@ -264,17 +264,12 @@ def nbits_rewrite(model, chosen: list[tuple], bits_of, block: int, symmetric: bo
 
 
 # ---------------------------------------------------------------- int8-smooth: per-token W8A8
-def quantize_weight(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int8 per output channel of B [K, N] (w8a8.quantize_weight without reduce_range)."""
-    from l2v.quantize.w8a8 import quantize_weight as qw
-
-    return qw(w, False)
-
-
 def per_token_int8(model, chosen: list[tuple], outliers: dict) -> int:
     """The nodes of `w8a8.per_token_int8` for each projection in `chosen`, grouped by input tensor;
     `outliers`: {input value name: channel indices kept in fp32}. Returns how many MatMuls."""
     import onnx_ir as ir
+
+    from l2v.quantize.w8a8 import quantize_weight
 
     g = model.graph
     cache = _Cache()
@@ -327,7 +322,7 @@ def per_token_int8(model, chosen: list[tuple], outliers: dict) -> int:
                 if idx.size:
                     w_int = wf.copy()
                     w_int[idx] = 0.0
-                wq, ws = quantize_weight(w_int)
+                wq, ws = quantize_weight(w_int)  # w8a8's: symmetric int8 per output channel
                 return wq, ws, np.ascontiguousarray(wf[idx]) if idx.size else None
 
             key = w.name
