@@ -70,10 +70,11 @@ class Encoder:
         budget = default_budget() if max_batch_bytes is None else check_budget(max_batch_bytes)
         lengths = [len(r[0]) for r in rows]
         tokens = max_batch_tokens or batch_size * max(lengths, default=1)
+        label = name or (lambda i: f"row {i}")
         result = np.empty((len(rows), self.dim), dtype=np.float32)
         for idx in length_sorted_batches(lengths, tokens, batch_size, padded=True):
             cuts = split([lengths[i] for i in idx], len(idx), budget, self.manifest.model,
-                         name=lambda pos, idx=idx: (name or (lambda i: f"row {i}"))(idx[pos]))
+                         name=lambda pos, idx=idx: label(idx[pos]))
             for start, stop in cuts:
                 part = idx[start:stop]
                 result[part] = self.run(self.preprocessor.pad([rows[i] for i in part]))
