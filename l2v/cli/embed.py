@@ -47,6 +47,8 @@ def parser() -> argparse.ArgumentParser:
                    help="intra-op threads per encoder (default: all cores; with --ray: cores / workers)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="cuda: ONNX Runtime's CUDA EP (with --ray: one GPU per actor, shared if fewer)")
+    p.add_argument("--max-length", type=int, default=None, metavar="N",
+                   help="truncate each text to N tokens (default and upper bound: the artifact's max_length)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
@@ -79,7 +81,7 @@ def main(argv=None) -> int:
             output_dtype=args.output_dtype, normalize=args.normalize, on_error=args.on_error, restart=args.restart,
             format=None if args.format == "auto" else args.format, ray=args.ray is not None,
             ray_address=args.ray or None, workers=args.workers, threads=args.threads, device=args.device,
-            progress=not args.quiet))
+            max_length=args.max_length, progress=not args.quiet))
 
     return run_main(job, args.debug, interrupted="the completed parts are kept; rerun the same command to resume")
 

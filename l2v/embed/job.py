@@ -44,6 +44,7 @@ class EmbedOptions:
     workers: int = 1
     threads: int | None = None
     device: str = "cpu"
+    max_length: int | None = None  # tokens per text (None: the artifact's max_length; never more)
     progress: bool = True
     ray_init: dict = field(default_factory=dict)  # extra ray.init arguments for a local cluster
 
@@ -58,6 +59,10 @@ class EmbedOptions:
             positive(name, getattr(self, name))
         if self.threads is not None:
             positive("threads", self.threads)
+        if self.max_length is not None and (isinstance(self.max_length, bool) or not isinstance(self.max_length, int)
+                                            or self.max_length < 2):
+            raise InputError(f"--max-length {self.max_length!r} must be an integer >= 2",
+                             hint="leave it out to use the artifact's own max_length")
         check_dtype(self.output_dtype)
         if self.on_error not in ON_ERROR:
             raise InputError(f"--on-error {self.on_error!r} is not one of {', '.join(ON_ERROR)}")
@@ -115,7 +120,10 @@ def _options_facts(opts: EmbedOptions, prompt: str | None) -> dict:
 
     keep = ("text_field", "id_field", "instruction_field", "instruction", "prompt_name", "max_batch_tokens",
             "window", "output_dtype", "normalize", "on_error", "format")
-    return {**{k: getattr(opts, k) for k in keep}, "prompt": prompt, "l2v": l2v.__version__}
+    facts = {**{k: getattr(opts, k) for k in keep}, "prompt": prompt, "l2v": l2v.__version__}
+    if opts.max_length is not None:  # only when set, so jobs fingerprinted before the option resume as before
+        facts["max_length"] = opts.max_length
+    return facts
 
 
 def _input_facts(files, hashes: dict | None = None) -> list[dict]:
@@ -228,7 +236,7 @@ def _run(opts, art, variant, facts, fp, plan, job, out, done, prompt, log) -> di
     ranges = done.get(0, {}).get("int8_ranges")
     work = Work(str(art.root), variant, plan, str(out), job, opts.output_dtype, dim, opts.max_batch_tokens,
                 prompt, True if opts.normalize else None, opts.on_error == "skip", opts.device, opts.threads,
-                tuple(map(tuple, ranges)) if ranges else None)
+                tuple(map(tuple, ranges)) if ranges else None, opts.max_length)
     pending = [k for k in range(plan.windows) if k not in done]
     views = art.preprocessor().views if pending else 1
     kept_before = sum(m["rows"] + len(m["skipped"]) for m in done.values())
@@ -309,7 +317,7 @@ def _manifest(opts, art, facts, fp, plan, job, done, prompt, views, run) -> dict
         "normalization": {"in_graph": bool(m.graph.normalize), "applied": bool(opts.normalize)
                           and not m.graph.normalize,
                           "unit_length": bool(m.graph.normalize or opts.normalize)},
-        "pooling": m.graph.pooling, "max_length": m.max_length, "views": views,
+        "pooling": m.graph.pooling, "max_length": min(m.max_length, opts.max_length or m.max_length), "views": views,
         "rows": sum(done[k]["rows"] for k in order), "tokens": sum(done[k]["tokens"] for k in order),
         "skipped": skipped, "skipped_rows": skipped_rows[:50],
         "skipped_files": [{"path": s.file.path, "reason": s.skipped} for s in plan.sources if s.skipped],

@@ -36,11 +36,13 @@ class Work:
     device: str = "cpu"
     threads: int | None = None
     ranges: tuple | None = None  # int8: the calibrated [min, max] per dimension (from window 0)
+    max_length: int | None = None  # truncate to fewer tokens than the artifact's max_length
 
     def open_encoder(self):
         from l2v.runtime.encoder import load
 
-        return load(self.artifact, variant=self.variant, device=self.device, threads=self.threads)
+        return load(self.artifact, variant=self.variant, device=self.device, threads=self.threads,
+                    max_length=self.max_length)
 
     def locate(self, record) -> str:
         return where(self.plan.sources[record.file].file, record.pos)

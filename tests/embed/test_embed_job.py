@@ -216,3 +216,21 @@ def test_cli_errors_are_one_line(artifact, tmp_path, capsys):
     assert ray_flag_before_inputs(["A", "x.jsonl", "--ray", "10.0.0.1:6379"])[-1] == "10.0.0.1:6379"
     assert cli([str(artifact), str(src), "--out", str(tmp_path / "o"), "--quiet"]) == 0
     assert capsys.readouterr().out.startswith("embedded 5 texts")
+
+
+def test_max_length_truncates_like_load_and_is_part_of_the_job(artifact, tmp_path):
+    rows = corpus(40, seed=3)
+    src = write_jsonl(tmp_path / "c.jsonl", rows)
+    out = tmp_path / "out"
+    m = run(artifact, [src], out, max_length=8)
+    ids, emb, _ = read_output(out)
+    ref = l2v.load(artifact, max_length=8).encode([r["text"] for r in rows])
+    assert ids == [r["id"] for r in rows] and np.abs(emb - ref).max() < 1e-5
+    full = l2v.load(artifact).encode([r["text"] for r in rows])
+    assert np.abs(emb - full).max() > 1e-3  # the long rows really were cut
+    assert m["max_length"] == 8 and m["tokens"] <= 8 * len(rows)
+    with pytest.raises(JobChangedError, match="--max-length changed \\(8 -> 16\\)"):
+        run(artifact, [src], out, max_length=16)
+    with pytest.raises(InputError, match="--max-length 1 must be an integer >= 2"):
+        run(artifact, [src], tmp_path / "o2", max_length=1)
+    assert run(artifact, [src], tmp_path / "o3", max_length=10_000)["max_length"] == 64  # never above the artifact's
