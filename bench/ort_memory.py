@@ -3,7 +3,7 @@
 depend on load (times do: they are marked with the load average).
 
     python bench/ort_memory.py make MODEL OUT [--adapter A ...]   # the streamed fp16 graph + batches.npz
-    python bench/ort_memory.py measure OUT [--only NAME ...]       # -> bench/results/ort_memory.{json,md}
+    python bench/ort_memory.py measure OUT [--only NAME ...]   # -> bench/results/ort_memory_<OUT's name>.{json,md}
 
 `make` writes only the graph (no reference, no validation): bench/big_export.py measures whole exports.
 Option sets: `default` and `low-memory` are l2v.runtime.onnx.session as the library makes them; the
@@ -102,15 +102,17 @@ def measure(out: Path, only: list[str]) -> None:
         print(json.dumps(rec))
         rows.append(rec)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "ort_memory.json").write_text(json.dumps({"graph": str(graph), "data_gb": data_gb, "rows": rows},
+    name = f"ort_memory_{out.resolve().name}"
+    (RESULTS / f"{name}.json").write_text(json.dumps({"graph": str(graph), "data_gb": data_gb, "rows": rows},
                                                         indent=1))
     lines = [f"fp16 graph {graph} ({data_gb:.2f} GB external data)", "",
-             "| options | peak RSS GiB | anon / file after run GiB | open s | run s (under load) |", "|---|---|---|---|---|"]
+             "| options | peak RSS GiB | anon / file after run GiB | open s | run s (under load) |",
+             "|---|---|---|---|---|"]
     for r in rows:
         a = r["after_run_gib"]
         lines.append(f"| {r['options']} | {r['peak_rss_gib']} | {a.get('anon')} / {a.get('file')} | {r['open_s']} | "
                      f"{r['run_s']} (load {r['load']}) |")
-    (RESULTS / "ort_memory.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
 
 
 def main() -> None:

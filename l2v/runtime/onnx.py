@@ -46,8 +46,9 @@ def low_memory_options(so) -> None:
     memory-mapped fp16 external data, which our writer page-aligns so ORT can map it), priority-based
     execution order (the default topological order runs every weight's Cast first: 6.98 GiB) and no CPU
     arena (a freed fp32 temporary goes back to the system instead of staying in the arena): peak 2.40 GiB,
-    of which ~1.7 GiB file-backed (clean, reclaimable mapped weights) and ~0.7 GiB anonymous (one fp32
-    weight plus activations), flat in depth. The price: every run casts the weights again (~2.7x slower)."""
+    of which 1.66 GiB file-backed (clean, reclaimable mapped weights) and so ~0.74 GiB anonymous (a few
+    fp32 weights plus activations, one weight at a time: nearly flat in depth). The price: every run casts the
+    weights again (1.9-2.7x the run time, under load)."""
     import onnxruntime as ort
 
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL

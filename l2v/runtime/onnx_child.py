@@ -6,7 +6,8 @@ Why a child: ONNX Runtime's memory must neither add to the exporter's nor outliv
 peak RSS (VmHWM) is reported, and a child killed for memory is a clear error, not a dead export. The
 child's session is a low-memory one (l2v.runtime.onnx.low_memory_options: no graph optimizations,
 priority-based order, no CPU arena): the fp16 weights stay memory-mapped instead of being folded into
-fp32 copies (8B width, 4 layers: peak 3.56 -> 2.40 GiB, anonymous 3.47 -> ~0.7 GiB, bench/results/ort_memory.md).
+fp32 copies (8B width, 4 layers: peak 3.56 -> 2.40 GiB, anonymous after the run 3.47 -> 0.09 GiB,
+bench/results/ort_memory.md).
 The child dies with its parent (PR_SET_PDEATHSIG), so an interrupted export leaves no ORT process behind.
 
 Child: `python -m l2v.runtime.onnx_child GRAPH BATCHES.npz OUT.npy OUTPUT [--providers P,...]` prints one
