@@ -25,7 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-STEP = re.compile(r"^\[(\d+)\] (.*?)(?: \(t=\d+s\))?$")
+STEP = re.compile(r"^\[(\d+)(?:/\d+)?\] (.*?)(?: \(t=\d+s\))?$")  # "[k/N] what" (also the older "[k] what")
 GiB = 2 ** 30
 
 
@@ -38,7 +38,7 @@ def _status(key: str) -> int:
 
 
 class StageMeter:
-    """A stderr tee that closes a stage at every "[N] what" progress line: {stage: peak bytes, seconds}."""
+    """A stderr tee that closes a stage at every "[k/N] what" progress line: {stage: peak bytes, seconds}."""
 
     def __init__(self, stream):
         self.stream, self.stages, self.current, self.t = stream, [], "start (imports)", time.perf_counter()

@@ -7,7 +7,8 @@ its weights streamed into external data, then validated in an ONNX Runtime child
 PyTorch reference computed layer by layer (l2v.model.layerwise).
 `write_torch(...)`: the opt-in torch/ copy, written tensor by tensor.
 The peak RSS of the whole export stays near one merged projection plus the Python baseline, flat in
-depth (docs/scale.md), except validation, whose ORT child holds ~1.3x the graph's weights.
+depth (docs/scale.md); validation's ORT child maps the graph's weights (file-backed) and holds about
+one fp32 weight matrix plus activations in anonymous memory (l2v.runtime.onnx.low_memory_options).
 """
 from __future__ import annotations
 

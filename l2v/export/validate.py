@@ -2,7 +2,7 @@
 
 `validate_onnx` runs the graph in this process (the in-memory export of small models, as before);
 `validate_in_child` runs it in a child process whose peak memory is measured and reported (streamed
-exports: ORT holds ~1.3x the graph's weights). Both compare with `compare`: min cosine per row against
+exports; a low-memory session there, l2v.runtime.onnx_child). Both compare with `compare`: min cosine per row against
 the PyTorch fp32 reference, thresholds fp32 0.99999, fp16 0.999, bf16 0.99. A bf16 graph is checked on
 CUDA when there is one, else as fp32 with its bf16 weights (l2v.export.bf16; the figures say which).
 """

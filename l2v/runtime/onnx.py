@@ -15,9 +15,10 @@ def _first_line(e: Exception) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
 
 
-def session(model, threads: int | None = None, providers=None, spinning: bool = True):
+def session(model, threads: int | None = None, providers=None, spinning: bool = True, low_memory: bool = False):
     """An `InferenceSession` from a path or an in-memory `onnx.ModelProto`. `spinning=False` stops idle
-    worker threads from spinning (measurements on shared machines). ORT's own load errors (a truncated or
+    worker threads from spinning (measurements on shared machines). `low_memory=True`: the options of
+    `low_memory_options` (the validation child of streamed exports). ORT's own load errors (a truncated or
     edited file) become an `ArtifactError` naming the file."""
     import onnxruntime as ort
 
@@ -26,6 +27,8 @@ def session(model, threads: int | None = None, providers=None, spinning: bool = 
         so.intra_op_num_threads = threads
     if not spinning:
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if low_memory:
+        low_memory_options(so)
     src = str(model) if isinstance(model, (str, Path)) else model.SerializeToString()
     what = Path(model).name if isinstance(model, (str, Path)) else "an in-memory graph"
     try:
@@ -33,6 +36,24 @@ def session(model, threads: int | None = None, providers=None, spinning: bool = 
     except Exception as e:  # ORT raises its own pybind types (InvalidProtobuf, Fail, ...) for bad graphs
         raise ArtifactError(f"ONNX Runtime cannot load {what}: {_first_line(e)}",
                             hint="the file is damaged or incomplete; re-export the artifact") from e
+
+
+def low_memory_options(so) -> None:
+    """Session options that keep a big fp16 graph's weights out of anonymous memory (measured on an
+    8B-wide fp16 graph cut to 4 layers, 2.6 GiB of weights, bench/results/ort_memory.md): with the default
+    optimizations CPU ORT folds the Cast it inserts before each fp16 MatMul into an fp32 copy of the weight
+    (peak 3.56 GiB, all anonymous, growing with depth). Here: no graph optimizations (the weights stay the
+    memory-mapped fp16 external data, which our writer page-aligns so ORT can map it), priority-based
+    execution order (the default topological order runs every weight's Cast first: 6.98 GiB) and no CPU
+    arena (a freed fp32 temporary goes back to the system instead of staying in the arena): peak 2.40 GiB,
+    of which 1.66 GiB file-backed (clean, reclaimable mapped weights) and so ~0.74 GiB anonymous (a few
+    fp32 weights plus activations, one weight at a time: nearly flat in depth). The price: every run casts the
+    weights again (1.9-2.7x the run time, under load)."""
+    import onnxruntime as ort
+
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.execution_order = ort.ExecutionOrder.PRIORITY_BASED
+    so.enable_cpu_mem_arena = False
 
 
 def providers_for(options: RunOptions):

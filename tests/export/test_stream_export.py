@@ -35,6 +35,7 @@ def test_streamed_fp32_export_equals_in_memory_export_bitwise(pair):
     assert [f["path"] for f in fp32["files"]] == ["model.onnx", "model.onnx.data"]
     assert fp32["facts"]["export"] == "streamed" and fp32["validation"]["min_cosine"] >= 0.99999
     assert fp32["validation"]["ort"]["peak_rss_gib"] > 0  # the ORT child's own peak, measured
+    assert fp32["validation"]["ort"]["session"] == "low-memory"  # weights mapped, not folded to fp32 copies
     assert m["timings"]["resource_plan"]["path"] == "stream"
     assert [a["applied"] for a in m["adapters"]] == ["merged", "merged"]
 
@@ -145,6 +146,8 @@ def test_memory_plan_of_an_8b_shape():
     stages = dict(memory_stages(shapes, ["fp16"], [], n_tokens=4096))
     assert stages["write the fp16 graph"] < 2 * 2**30  # one merged projection, not the model
     assert max(stages, key=stages.get) == "validate fp16 (ONNX Runtime)"
+    # the low-memory validation child maps the fp16 weights: within the bound (fp16 size + 2 GiB)
+    assert stages["validate fp16 (ONNX Runtime)"] <= shapes.bytes("fp16") + 2 * 2**30
 
 
 def test_interrupted_streamed_export_leaves_nothing(synth, tmp_path, monkeypatch):
