@@ -97,7 +97,7 @@ def main(argv=None) -> int:
 
         name = open_artifact(art).manifest.source.get("name")
         q = {r["metric"]: r["value"] for r in rows if r.get("kind") == "quality" and r["model"] == name
-             and r["backend"] == "hf"}
+             and r.get("artifact") == str(Path(art).resolve()) and r["backend"] == "hf"}
         mode = open_artifact(art).manifest.text.get("mode")
         table.append({"model": m, "recipe": f"{pr} ({mode})", **{k: q.get(k) for k in METRICS}})
     mini = minilm_metrics(a.minilm, a)

@@ -23,6 +23,7 @@ class Rows:
         self.context = {k: machine.get(k) for k in CONTEXT_KEYS}
         self.rows: list[dict] = []
         self.model: str | None = None
+        self.artifact: str | None = None  # the artifact directory: two exports of one model differ here
 
     def add(self, metric: str, value, unit: str = "", *, backend: str | None = None,
             precision: str | None = None, batch: int | None = None, seq: int | None = None, **extra) -> dict:
@@ -30,7 +31,7 @@ class Rows:
             extra.setdefault("note", f"non-finite value {value}")
             value = None
         row = {"metric": metric, "unit": unit, "value": value, "backend": backend, "precision": precision,
-               "batch": batch, "seq": seq, "model": self.model, **extra, **self.context,
+               "batch": batch, "seq": seq, "model": self.model, "artifact": self.artifact, **extra, **self.context,
                "timestamp": now_iso()}
         self.rows.append(row)
         return row

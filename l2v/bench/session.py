@@ -56,6 +56,7 @@ class ArtifactBench:
         self.embeddings: dict[str, dict] = {}
         self.ref_label: str | None = None
         rows.model = self.artifact.manifest.source.get("name") or root.name
+        rows.artifact = str(root)
 
     def open(self, backend: str, precision: str, opener):
         """The runner, or None after a skipped row saying why it cannot run here."""

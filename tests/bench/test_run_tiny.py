@@ -1,6 +1,7 @@
 """The whole harness on a tiny random-weight artifact and a fabricated data dir (CPU, seconds).
 Checks the plumbing and the same-run references; timings are never asserted."""
 import importlib.util
+from pathlib import Path
 
 import pytest
 
@@ -34,6 +35,14 @@ def result(tmp_path_factory):
 def test_outputs_written(result):
     assert result.jsonl.stat().st_size > 0 and result.report.stat().st_size > 0
     assert all(p.stat().st_size > 0 for p in result.plots.values())
+
+
+def test_model_rows_name_their_artifact(result):
+    # two exports of one model (e.g. two presets) share `model`; `artifact` tells their rows apart
+    quality = [r for r in result.rows if r.get("kind") == "quality"]
+    assert quality and all(r["artifact"] is not None for r in quality)
+    paths = {Path(r["artifact"]) for r in quality}
+    assert len(paths) == 1 and [p.name for p in paths] == ["art"] and (paths.pop() / "l2v.json").is_file()
 
 
 def test_every_backend_measured_against_the_baseline(result):
