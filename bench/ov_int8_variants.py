@@ -34,9 +34,16 @@ def speed_batch(art, batch: int, max_tokens: int):
     return pre.pad(pre.rows([long] * batch))
 
 
-def variant_row(name: str, entry: dict) -> dict:
+def structure(art_dir: Path, name: str) -> dict:
+    """int8_structure of the saved IR, counted now (variants built before a fact existed get it too)."""
+    from l2v.quantize.openvino_methods import int8_structure
+    from l2v.runtime.openvino import openvino
+
+    return int8_structure(openvino().Core().read_model(str(art_dir / f"model_{name}.xml")))
+
+
+def variant_row(name: str, entry: dict, s: dict) -> dict:
     gate, facts = entry.get("gate") or {}, entry.get("facts") or {}
-    s = facts.get("structure") or {}
     return {"variant": name, "spec": (entry.get("quant") or {}).get("spec"), "recall@10": gate.get("recall@10"),
             "mean_cos": gate.get("mean_cosine"), "mode": facts.get("mode"), "kept_layers": facts.get("kept_layers"),
             "int8_matmuls": s.get("matmul_int8_activations"), "weight_only_int8": s.get("matmul_int8_weights_only"),
@@ -83,7 +90,7 @@ def main(argv=None) -> int:
     tps = {k: a.batch / (t["p50_ms"] / 1e3) for k, t in times.items()}
     rows = []
     for k, (b, v) in engines.items():
-        row = variant_row(v, manifest.get(v, {})) if b == "ov" else {"variant": "ORT fp32", "spec": "fp32"}
+        row = variant_row(v, manifest.get(v, {}), structure(a.artifact, v)) if b == "ov" else {"variant": "ORT fp32", "spec": "fp32"}
         row.update(texts_per_s=round(tps[k], 1), p50_ms=times[k]["p50_ms"], x_ort_fp32=round(tps[k] / tps["ort/fp32"], 2),
                    x_ov_fp32=round(tps[k] / tps["ov/ov-fp32"], 2) if "ov/ov-fp32" in tps else None)
         rows.append({key: row.get(key) for key in ("variant", "spec", "recall@10", "mean_cos", "mode", "kept_layers",
