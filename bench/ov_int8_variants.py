@@ -71,6 +71,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--max-tokens", type=int, default=128)
     p.add_argument("--seconds", type=float, default=20.0, help="timing budget (at least 3 rounds)")
+    p.add_argument("--rounds", type=int, default=200, help="at most this many timed rounds (after one warm-up call each)")
     p.add_argument("--threads", type=int)
     p.add_argument("--out", type=Path, default=HERE / "results" / "ov_int8")
     a = p.parse_args(argv)
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
     load_before = load_average()
     log(f"timing {len(engines)} engines at batch {a.batch} x {a.max_tokens} tokens")
     runs = {k: open_engine(art, b, v, a.threads) for k, (b, v) in engines.items()}
-    times = interleaved(runs, batch, a.seconds, 200)
+    times = interleaved(runs, batch, a.seconds, a.rounds)
     tps = {k: a.batch / (t["p50_ms"] / 1e3) for k, t in times.items()}
     rows = []
     for k, (b, v) in engines.items():
