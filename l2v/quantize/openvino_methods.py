@@ -145,7 +145,7 @@ def projection_index(source_path: Path):
 
 
 def ignored_matmuls(ctx, cfg: OvInt8Config, ov_model) -> tuple[list[str], list[str]]:
-    """(OpenVINO MatMul names kept in fp32, the kept decoder layers): the `keep_sensitive` most
+    """(OpenVINO projection MatMul names kept in fp32, the kept decoder layers): the `keep_sensitive` most
     sensitive layers by l2v's end-to-end ranking (per-tensor int8 arithmetic) and `keep_fp32` patterns."""
     from l2v.model.arch import arch_of
     from l2v.quantize import graph
@@ -166,6 +166,35 @@ def ignored_matmuls(ctx, cfg: OvInt8Config, ov_model) -> tuple[list[str], list[s
     return sorted(names.values()), kept
 
 
+def activation_matmuls(model) -> list[str]:
+    """Names of the MatMuls with no weight operand (activation x activation: attention scores Q·K^T and
+    P·V). NNCF's transformer preset leaves P·V alone but quantizes Q·K^T with one static scale per
+    tensor for Q and for K; ov-int8 keeps both in fp32 unless `quantize_attention`."""
+    return sorted(op.get_friendly_name() for op in model.get_ops()
+                  if op.get_type_name() == "MatMul" and not _has_weight(op))
+
+
+def _has_weight(matmul) -> bool:
+    """A MatMul operand is a weight when it is a Constant (fp32 IR), NNCF's compressed int8 weight, or a
+    FakeQuantize of either."""
+    for i in range(2):
+        node = matmul.input_value(i).get_node()
+        if node.get_type_name() == "FakeQuantize":
+            node = node.input_value(0).get_node()
+        if node.get_type_name() == "Constant" or _int8_weight(node) or _const_chain(node):
+            return True
+    return False
+
+
+def _const_chain(node, depth: int = 3) -> bool:
+    """Constant -> Convert / Reshape / Transpose: a weight the frontend did not fold."""
+    t = node.get_type_name()
+    if t == "Constant":
+        return True
+    return bool(depth) and t in ("Convert", "Reshape", "Transpose") and _const_chain(node.input_value(0).get_node(),
+                                                                                     depth - 1)
+
+
 def ranking(ctx) -> list[tuple[str, float]]:
     """Decoder layers, most sensitive first, with NNCF's arithmetic (per-tensor activations, no smoothing
     and no outlier channels), through the same cached ranking as int8-smooth."""
@@ -177,22 +206,27 @@ def ranking(ctx) -> list[tuple[str, float]]:
 
 # ---------------------------------------------------------------------------------------- structure
 def int8_structure(model) -> dict:
-    """What NNCF left in the IR: FakeQuantize nodes, MatMuls fed by one (int8 at run time), projection
-    MatMuls with int8-compressed weights and with plain fp32 weights."""
-    fq = q = wc = f = 0
+    """What NNCF left in the IR: FakeQuantize nodes; projection MatMuls fed by one (int8 at run time), with
+    int8-compressed weights only, and with plain fp32 weights; activation x activation (attention)
+    MatMuls fed by a FakeQuantize and left in fp32."""
+    out = dict.fromkeys(("FakeQuantize", "matmul_int8_activations", "matmul_int8_weights_only", "matmul_fp32",
+                         "attention_matmul_int8", "attention_matmul_fp32"), 0)
     for op in model.get_ops():
         t = op.get_type_name()
         if t == "FakeQuantize":
-            fq += 1
+            out["FakeQuantize"] += 1
         elif t == "MatMul":
             srcs = [op.input_value(i).get_node() for i in range(2)]
-            if any(s.get_type_name() == "FakeQuantize" for s in srcs):
-                q += 1
+            fq = any(s.get_type_name() == "FakeQuantize" for s in srcs)
+            if not _has_weight(op):
+                out["attention_matmul_int8" if fq else "attention_matmul_fp32"] += 1
+            elif fq:
+                out["matmul_int8_activations"] += 1
             elif any(_int8_weight(s) for s in srcs):
-                wc += 1
-            elif any(s.get_type_name() == "Constant" for s in srcs):
-                f += 1
-    return {"FakeQuantize": fq, "matmul_int8_activations": q, "matmul_int8_weights_only": wc, "matmul_fp32": f}
+                out["matmul_int8_weights_only"] += 1
+            else:
+                out["matmul_fp32"] += 1
+    return out
 
 
 def _int8_weight(node, depth: int = 5) -> bool:
@@ -290,12 +324,14 @@ def build_ov_int8(ctx, cfg: OvInt8Config, tmp: Path) -> Built:
     t0 = time.perf_counter()
     model = convert(ctx.source_path)
     ignored, kept = ignored_matmuls(ctx, cfg, model)
-    scope = nncf.IgnoredScope(names=ignored, validate=True) if ignored else None
+    attention = [] if cfg.quantize_attention or cfg.mode == "weights" else activation_matmuls(model)
+    scope = nncf.IgnoredScope(names=ignored + attention, validate=True) if ignored or attention else None
     with _quiet_nncf():
         q, extra = _quantize(ctx, cfg, model, scope)
     del model
     files = save_ir(q, tmp, cfg.variant)
-    facts = {"mode": cfg.mode, "kept_layers": kept, "kept_fp32": len(ignored), **extra,
+    facts = {"mode": cfg.mode, "kept_layers": kept, "kept_fp32": len(ignored),
+             "attention_fp32": len(attention), **extra,
              "structure": int8_structure(q), "runtime_precisions": runtime_precisions(compile_model(q)),
              "build_seconds": round(time.perf_counter() - t0, 1), **versions()}
     return Built(ir_variant(files, "int8", **facts))

@@ -115,7 +115,8 @@ def test_config_json_round_trip():
                                  "auto:outlier_channels=x", "w8:keep_8bit=self_attn",
                                  "auto:kernels=integer", "ov-int8:mode=fast", "ov-int8:smoothquant_alpha=0",
                                  "ov-int8:preset=fast", "ov-int8:max_drop=0.1", "ov-int8:mode=accuracy,max_drop=2",
-                                 "ov-int8:keep_sensitive=-1", "ov-int8:ranking_batches=0"])
+                                 "ov-int8:keep_sensitive=-1", "ov-int8:ranking_batches=0",
+                                 "ov-int8:quantize_attention=maybe", "ov-int8:mode=weights,quantize_attention=true"])
 def test_bad_specs_are_input_errors(bad):
     with pytest.raises(InputError) as e:
         parse_method(bad)
