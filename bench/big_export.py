@@ -125,6 +125,9 @@ def ensure_checkpoint(data: Path, shape: str, layers: int) -> Path:
 
 def run(args) -> None:
     rows = []
+    if args.append and (RESULTS / f"{args.name}.json").exists():  # keep the other depths' rows of earlier runs
+        done = {f"{args.shape}-L{n}" for n in args.layers}
+        rows = [r for r in json.loads((RESULTS / f"{args.name}.json").read_text()) if r.get("model") not in done]
     for layers in args.layers:
         model = ensure_checkpoint(Path(args.data), args.shape, layers)
         out = Path(args.data) / f"{model.name}-artifact"
@@ -172,6 +175,7 @@ def main(argv=None) -> None:
     r.add_argument("--data", required=True, help="where checkpoints and artifacts go (needs the disk)")
     r.add_argument("--keep", action="store_true", help="keep the artifacts")
     r.add_argument("--name", default="big_export", help="bench/results/NAME.{json,md}")
+    r.add_argument("--append", action="store_true", help="keep NAME.json's rows of other models/depths")
     m = sub.add_parser("measure")
     m.add_argument("model")
     m.add_argument("out")

@@ -87,7 +87,7 @@ def _build_all(art, plan: QuantPlan, ctx, gate, clash: list, say, eval_max_lengt
             say(f"measuring {cfg.variant} against {ctx.source_name} on {len(plan.eval_texts)} eval texts")
             v = b.variant
             v.quant = cfg.to_dict()
-            v.calibration = plan.calib_record if method.calibrates else None
+            v.calibration = plan.calib_record if cfg.calibrates(method.calibrates) else None
             v.gate = {**gate.measure(b, writer.tmp), "eval": plan.eval_record, "eval_max_length": eval_max_length,
                       "min_recall": plan.min_recall}
             built[cfg.variant] = v

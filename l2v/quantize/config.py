@@ -31,6 +31,11 @@ class QuantConfig:
     def to_dict(self) -> dict:
         return {"method": self.method, "version": CONFIG_VERSION, **dataclasses.asdict(self)}
 
+    def calibrates(self, method_can: bool) -> bool:
+        """Whether this config runs calibration texts through the model: its method's registered flag
+        (l2v.quantize.registry.NEEDS), narrowed by options that need none (weight-only rtn/hqq)."""
+        return method_can
+
 
 def _choice(value, allowed, what: str) -> None:
     if value not in allowed:
@@ -173,6 +178,11 @@ class WeightOnlyConfig(QuantConfig):
             raise InputError(f"awq_grid={self.awq_grid!r} must be an integer >= 2")
         _check_keep(self.keep_fp32)
         _check_calib(self)
+
+    def calibrates(self, method_can: bool) -> bool:
+        """Only AWQ looks at activations; rtn / hqq quantize the weights alone (so they also apply to
+        artifacts without torch/ weights, e.g. a streamed 8B export)."""
+        return method_can and self.algorithm == "awq"
 
 
 @dataclass

@@ -13,7 +13,9 @@ QUIET = RunOptions(spinning=False)  # idle ORT threads do not spin (the machines
 
 class Gate:
     """With `one_at_a_time` (streamed artifacts, whose graphs do not fit in memory together) the reference
-    graph is run, timed and closed before any candidate opens, and speeds are not interleaved."""
+    graph is run, timed and closed before any candidate opens, speeds are not interleaved, and every graph
+    opens in ONNX Runtime's low-memory session (an fp16 reference would otherwise be folded into an fp32
+    copy of its weights: ~30 GB at 8B)."""
 
     def __init__(self, ctx, eval_texts: list[str], max_length: int, measure_speed: bool, speed_tokens: int,
                  one_at_a_time: bool = False):
@@ -21,6 +23,7 @@ class Gate:
         self.measure_speed, self.speed_tokens = measure_speed, speed_tokens
         self.output = ctx.output
         self.one_at_a_time = one_at_a_time
+        self.options = RunOptions(spinning=False, low_memory=True) if one_at_a_time else QUIET
         self._ref_speed = None
 
     @cached_property
@@ -29,7 +32,7 @@ class Gate:
 
     @cached_property
     def reference_backend(self):
-        return open_backend(self.ctx.artifact, self.ctx.source_name, QUIET)
+        return open_backend(self.ctx.artifact, self.ctx.source_name, self.options)
 
     @cached_property
     def reference(self):
@@ -46,10 +49,10 @@ class Gate:
         """A candidate ONNX graph outside the manifest (auto's search) as a backend."""
         from l2v.runtime.onnx import OnnxBackend
 
-        return OnnxBackend.from_file(path, self.output, QUIET)
+        return OnnxBackend.from_file(path, self.output, self.options)
 
     def backend(self, built, tmp: Path):
-        return built.backend or open_backend(self.ctx.artifact, built.variant, QUIET, root=tmp)
+        return built.backend or open_backend(self.ctx.artifact, built.variant, self.options, root=tmp)
 
     def recall(self, backend) -> dict:
         return fidelity(self.reference, embed(backend, self.batches))
@@ -63,6 +66,8 @@ class Gate:
             out["size_bytes"] = sum((Path(tmp) / r.path).stat().st_size for r in files) if files else None
             out["reference"] = self.ctx.source_name
             out["reference_size_bytes"] = graph.file_bytes(self.ctx.source_path)
+            if getattr(backend, "low_memory", False):
+                out["session"] = "low-memory"
             simulates = getattr(backend, "simulates", None)
             if simulates:  # e.g. a trt variant's graph on ONNX Runtime: its speed says nothing of TensorRT's
                 out["measured_on"] = f"ONNX Runtime (CPU), standing in for {simulates}"

@@ -85,12 +85,13 @@ def plan_quantization(methods, calib=None, eval=None, min_recall=None, torch_wei
         if bad:
             raise InputError(f"--quant {bad[0]} runs on the torch weights at load, which --no-torch-weights drops",
                              hint="drop --no-torch-weights, or quantize to an ONNX variant (int8-smooth, w8, w4)")
-    calibrates = any(c for _, c in kinds.values())
+    calibrating = [c.variant for c in configs if c.calibrates(kinds[c.method][1])]
+    calibrates = bool(calibrating)
     if calibrates and not model_available:
-        m = next(m for m, (_, c) in kinds.items() if c)
+        m = calibrating[0]
         raise InputError(f"--quant {m} calibrates on the PyTorch model, and this artifact has no torch/ weights",
                          hint="add the variant at export time (l2v-export ... --quant), or re-export without "
-                              "--no-torch-weights; int8-dynamic, fp16 and bf16 need no calibration")
+                              "--no-torch-weights; int8-dynamic, fp16, bf16 and w8/w4 with algorithm=rtn or hqq need none")
     calib_texts, calib_rec = (resolve_texts(calib, default_calibration_texts, "calib", MIN_CALIB_TEXTS)
                               if calibrates or calib is not None else ([], None))
     eval_texts, eval_rec = resolve_texts(eval, default_eval_texts, "eval", MIN_EVAL_TEXTS)

@@ -38,12 +38,16 @@ class RunOptions:
     """How to run: `device` cpu|cuda; `threads` intra-op threads (None: the library's choice); ONNX
     Runtime `providers`; `engine`: how the backend runs (torch: padded|packed, default packed on CUDA;
     trt variants: tensorrt|onnxruntime|auto, see runtime/trt.py);
-    `spinning=False` stops idle ONNX Runtime threads from spinning (measurements on shared machines)."""
+    `spinning=False` stops idle ONNX Runtime threads from spinning (measurements on shared machines);
+    `low_memory`: ONNX Runtime's low-memory CPU session for fp16/bf16 graphs (l2v.runtime.onnx.low_memory_options:
+    the weights stay memory-mapped fp16 instead of an fp32 copy, at ~2x the run time); None: when the fp32
+    copy would not fit (l2v.runtime.onnx.needs_low_memory)."""
     device: str = "cpu"
     threads: int | None = None
     providers: tuple | None = None
     engine: str | None = None
     spinning: bool = True
+    low_memory: bool | None = None
 
     def __post_init__(self):
         if self.device not in DEVICES:
@@ -51,6 +55,8 @@ class RunOptions:
         if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
                                          or self.threads < 1):
             raise InputError(f"threads {self.threads!r} must be a positive integer (or None)")
+        if self.low_memory not in (None, True, False):
+            raise InputError(f"low_memory {self.low_memory!r} must be True, False or None (automatic)")
 
 
 class Backend(abc.ABC):

@@ -179,7 +179,7 @@ def choose_variant(manifest, backend: str | None, variant: str | None) -> str:
 
 def load(path, backend: str | None = None, *, variant: str | None = None, device: str | None = None,
          engine: str | None = None, threads: int | None = None, providers=None, verify: bool = False,
-         max_length: int | None = None) -> Encoder:
+         max_length: int | None = None, low_memory: bool | None = None) -> Encoder:
     """Open an artifact and one of its variants.
 
     backend: "onnx" (ONNX Runtime), "torch" (PyTorch) or "trt" (a TensorRT engine); None: whatever runs
@@ -193,6 +193,8 @@ def load(path, backend: str | None = None, *, variant: str | None = None, device
     threads: intra-op threads. providers: ONNX Runtime execution providers, overriding `device`.
     verify: check every file's sha256 before loading (sizes are always checked).
     max_length: truncate texts to fewer tokens than the artifact's max_length (never more).
+    low_memory: ONNX Runtime on CPU keeps an fp16/bf16 graph's weights memory-mapped instead of folding them
+        into an fp32 copy (slower); None: only when that copy would not fit (e.g. an 8B fp16 artifact).
     """
     from l2v.artifact import open_artifact
 
@@ -202,7 +204,8 @@ def load(path, backend: str | None = None, *, variant: str | None = None, device
         raise InputError(f"max_length {max_length!r} must be an integer >= 2")
     if art.manifest.variants[name].kind == "trt":
         engine, device = trt_engine(backend, device, engine)
-    options = RunOptions(device or "cpu", threads, tuple(providers) if providers is not None else None, engine)
+    options = RunOptions(device or "cpu", threads, tuple(providers) if providers is not None else None, engine,
+                         low_memory=low_memory)
     return Encoder(art, open_backend(art, name, options), name, max_length)
 
 

@@ -56,6 +56,25 @@ def low_memory_options(so) -> None:
     so.enable_cpu_mem_arena = False
 
 
+def needs_low_memory(path, precision: str, providers, available: int | None = None) -> bool:
+    """Automatic `RunOptions.low_memory`: an fp16/bf16 graph on the CPU EP whose fp32 copy (twice the graph's
+    bytes, what ORT's optimized session folds the weights into) would take more than half the memory
+    available now (an 8B fp16 graph: ~30 GB of fp32 on a 24 GiB machine). Small graphs keep the faster
+    default session."""
+    if precision not in ("fp16", "bf16") or list(providers)[:1] != ["CPUExecutionProvider"]:
+        return False
+    if available is None:
+        from l2v.resources import available_memory
+
+        available = available_memory()
+    if available is None:
+        return False
+    path = Path(path)
+    data = path.with_name(path.name + ".data")  # the external data our writers put beside the graph
+    size = path.stat().st_size + (data.stat().st_size if data.exists() else 0)
+    return 2 * size > available // 2
+
+
 def providers_for(options: RunOptions):
     if options.providers is not None:
         return list(options.providers)
@@ -73,8 +92,8 @@ class OnnxBackend(Backend):
 
     name = "onnx"
 
-    def __init__(self, sess, output: str, precision: str = "fp32"):
-        self.session, self.output, self.precision = sess, output, precision
+    def __init__(self, sess, output: str, precision: str = "fp32", low_memory: bool = False):
+        self.session, self.output, self.precision, self.low_memory = sess, output, precision, low_memory
         self.inputs = [i.name for i in sess.get_inputs()]
 
     @classmethod
@@ -90,7 +109,11 @@ class OnnxBackend(Backend):
                   precision: str = "fp32") -> "OnnxBackend":
         """A session on one graph file whose `output` must exist (and be `dim` wide, when given)."""
         options = options or RunOptions()
-        sess = session(path, options.threads, providers_for(options), options.spinning)
+        providers = providers_for(options)
+        low = options.low_memory
+        if low is None:
+            low = needs_low_memory(path, precision, providers)
+        sess = session(path, options.threads, providers, options.spinning, low_memory=low)
         outs = {o.name: o for o in sess.get_outputs()}
         name = Path(path).name
         if output not in outs:
@@ -100,7 +123,7 @@ class OnnxBackend(Backend):
         if dim is not None and isinstance(width, int) and width != dim:
             raise ArtifactError(f"{name} outputs {width} dimensions, l2v.json says dim {dim}",
                                 hint="the manifest was edited or belongs to another graph; re-export the artifact")
-        return cls(sess, output, precision)
+        return cls(sess, output, precision, low)
 
     def run(self, batch: Batch) -> np.ndarray:
         feed = {k: batch[k] for k in self.inputs}

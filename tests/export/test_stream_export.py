@@ -111,8 +111,12 @@ def test_fp16_alone_is_the_only_graph_and_the_default(synth, tmp_path):
     assert sorted(p.name for p in out.iterdir() if p.name.startswith("model")) == [
         "model_fp16.onnx", "model_fp16.onnx.data", "model_w4.onnx", "model_w4.onnx.data"]
     assert l2v.load(out).encode(TEXTS).shape == (len(TEXTS), 64)
+    low = l2v.load(out, low_memory=True)
+    assert low.backend.low_memory and not l2v.load(out).backend.low_memory  # tiny: the fp32 fold fits
+    np.testing.assert_allclose(low.encode(TEXTS), l2v.load(out).encode(TEXTS), atol=2e-3)
     w4 = m["variants"]["w4"]
     assert w4["gate"]["reference"] == "fp16" and w4["facts"]["streamed"] and w4["gate"]["mean_cosine"] > 0.9
+    assert w4["gate"]["session"] == "low-memory"  # the fp16 reference is never folded into fp32 (8B: ~30 GB)
     assert l2v.load(out, variant="w4").encode(TEXTS).shape == (len(TEXTS), 64)
 
 

@@ -222,3 +222,16 @@ def test_export_quantizes_from_the_model_in_memory(tiny_artifact, tmp_path, text
     assert "torch" not in m.variants and m.variants["int8-smooth"].kind == "onnx"
     assert m.variants["int8-smooth"].gate["reference"] == "fp32"
     assert l2v.load(out, variant="int8-smooth").encode(["a text"]).shape == (1, 64)
+
+
+def test_weight_only_rtn_and_hqq_need_no_model_but_awq_does():
+    """w8/w4 with rtn or hqq read the weights alone, so they apply to artifacts without torch/ weights (a
+    streamed 8B export); awq and int8-smooth look at activations and are refused there, before any I/O."""
+    from l2v.quantize.plan import plan_quantization
+
+    plan = plan_quantization(["w8", "w4", "w4:algorithm=rtn,name=w4-rtn"], model_available=False)
+    assert plan.names == ["w8", "w4", "w4-rtn"] and plan.calib_texts == []
+    for spec in ("w4:algorithm=awq", "int8-smooth"):
+        with pytest.raises(InputError, match=f"--quant {spec.split(':')[0]} calibrates on the PyTorch model"):
+            plan_quantization([spec], model_available=False)
+    assert plan_quantization(["w4:algorithm=awq"]).calib_texts  # with a model: calibration texts resolved

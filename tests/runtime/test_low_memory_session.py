@@ -5,7 +5,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from l2v.runtime.onnx import low_memory_options, session
+from l2v.errors import InputError
+from l2v.runtime.backend import RunOptions
+from l2v.runtime.onnx import OnnxBackend, low_memory_options, needs_low_memory, session
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -47,3 +49,27 @@ def test_low_memory_options_keep_fp16_weights_unfolded(tmp_path):
     seen = onnx.load(str(tmp_path / "seen.onnx"), load_external_data=False).graph
     w = [i for i in seen.initializer if list(i.dims) == [256, 256]]
     assert len(w) == 1 and w[0].data_type == TensorProto.FLOAT16, [(i.name, i.data_type) for i in seen.initializer]
+
+
+def test_automatic_low_memory_only_when_the_fp32_copy_would_not_fit(tmp_path):
+    _fp16_graph(tmp_path / "m.onnx")
+    size = (tmp_path / "m.onnx").stat().st_size + (tmp_path / "m.onnx.data").stat().st_size
+    cpu = ["CPUExecutionProvider"]
+    assert needs_low_memory(tmp_path / "m.onnx", "fp16", cpu, available=4 * size - 2)  # 2x size > half of it
+    assert not needs_low_memory(tmp_path / "m.onnx", "fp16", cpu, available=4 * size + 4)
+    assert not needs_low_memory(tmp_path / "m.onnx", "fp32", cpu, available=1)  # no fp16 weight to fold
+    assert not needs_low_memory(tmp_path / "m.onnx", "fp16", ["CUDAExecutionProvider", "CPUExecutionProvider"], 1)
+
+
+def test_backend_low_memory_is_explicit_or_automatic(tmp_path):
+    x = _fp16_graph(tmp_path / "m.onnx")
+    ort_level = ort.GraphOptimizationLevel
+    forced = OnnxBackend.from_file(tmp_path / "m.onnx", "y", RunOptions(low_memory=True), precision="fp16")
+    auto = OnnxBackend.from_file(tmp_path / "m.onnx", "y", RunOptions(), precision="fp16")  # tiny: fits
+    assert forced.low_memory and not auto.low_memory
+    assert forced.session.get_session_options().graph_optimization_level == ort_level.ORT_DISABLE_ALL
+    assert auto.session.get_session_options().graph_optimization_level != ort_level.ORT_DISABLE_ALL
+    np.testing.assert_allclose(forced.session.run(["y"], {"x": x})[0], auto.session.run(["y"], {"x": x})[0],
+                               rtol=1e-5, atol=1e-5)
+    with pytest.raises(InputError, match="low_memory 'yes' must be True, False or None"):
+        RunOptions(low_memory="yes")
