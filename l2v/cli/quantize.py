@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-QUANT_HELP = ("add a quantized variant (repeatable): fp16, bf16, int8-dynamic, int8-smooth, w8, w4, "
-              "bnb-int8, bnb-nf4, auto, trt-fp16, trt-bf16, trt-int8, trt-fp8; options as METHOD:key=value,... "
+from l2v.quantize.registry import NEEDS
+
+QUANT_HELP = (f"add a quantized variant (repeatable): {', '.join(NEEDS)}; options as METHOD:key=value,... "
               "(e.g. w4:block_size=64)")
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from l2v.errors import InputError, JobChangedError, OptionalDependencyError
+from l2v.text.spec import check_max_length
 
 ON_ERROR = ("fail", "skip")
 DEVICES = ("cpu", "cuda")
@@ -59,10 +60,7 @@ class EmbedOptions:
             positive(name, getattr(self, name))
         if self.threads is not None:
             positive("threads", self.threads)
-        if self.max_length is not None and (isinstance(self.max_length, bool) or not isinstance(self.max_length, int)
-                                            or self.max_length < 2):
-            raise InputError(f"--max-length {self.max_length!r} must be an integer >= 2",
-                             hint="leave it out to use the artifact's own max_length")
+        check_max_length(self.max_length, "--max-length")  # the one check l2v.load makes, before the corpus is read
         check_dtype(self.output_dtype)
         if self.on_error not in ON_ERROR:
             raise InputError(f"--on-error {self.on_error!r} is not one of {', '.join(ON_ERROR)}")
@@ -317,7 +315,7 @@ def _manifest(opts, art, facts, fp, plan, job, done, prompt, views, run) -> dict
         "normalization": {"in_graph": bool(m.graph.normalize), "applied": bool(opts.normalize)
                           and not m.graph.normalize,
                           "unit_length": bool(m.graph.normalize or opts.normalize)},
-        "pooling": m.graph.pooling, "max_length": min(m.max_length, opts.max_length or m.max_length), "views": views,
+        "pooling": m.graph.pooling, "max_length": m.text_spec(opts.max_length).max_length, "views": views,
         "rows": sum(done[k]["rows"] for k in order), "tokens": sum(done[k]["tokens"] for k in order),
         "skipped": skipped, "skipped_rows": skipped_rows[:50],
         "skipped_files": [{"path": s.file.path, "reason": s.skipped} for s in plan.sources if s.skipped],

@@ -9,6 +9,7 @@ import numpy as np
 from l2v.errors import InputError
 from l2v.eval.metrics import l2_normalize
 from l2v.runtime.backend import Backend, RunOptions, open_backend
+from l2v.text.spec import check_max_length
 from l2v.text.batch import Batch
 from l2v.text.batching import length_sorted_batches
 
@@ -200,8 +201,7 @@ def load(path, backend: str | None = None, *, variant: str | None = None, device
 
     art = open_artifact(path, verify=verify)
     name = choose_variant(art.manifest, backend, variant)
-    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2):
-        raise InputError(f"max_length {max_length!r} must be an integer >= 2")
+    check_max_length(max_length)
     if art.manifest.variants[name].kind == "trt":
         engine, device = trt_engine(backend, device, engine)
     options = RunOptions(device or "cpu", threads, tuple(providers) if providers is not None else None, engine,

@@ -34,6 +34,13 @@ def check_template(template, what: str = "template") -> str:
     return template
 
 
+def check_max_length(value, what: str = "max_length") -> None:
+    """A truncation length asked of an artifact at run time: None (the artifact's own) or an integer >= 2."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 2):
+        raise InputError(f"{what} {value!r} must be an integer >= 2",
+                         hint="leave it out to use the artifact's own max_length")
+
+
 @dataclass
 class TextSpec:
     max_length: int = 512  # tokens, special tokens and appended eos included
