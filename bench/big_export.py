@@ -63,7 +63,20 @@ class StageMeter:
 
 
 def du(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def depth(model: Path) -> int:
+    """num_hidden_layers of a checkpoint directory or a GGUF file (its metadata only)."""
+    if model.is_file():
+        from gguf import GGUFReader
+
+        r = GGUFReader(str(model))
+        arch = r.fields["general.architecture"].contents()
+        return int(r.fields[f"{arch}.block_count"].contents())
+    return json.loads((model / "config.json").read_text())["num_hidden_layers"]
 
 
 def measure(args) -> dict:
@@ -74,15 +87,20 @@ def measure(args) -> dict:
     meter = StageMeter(sys.stderr)
     sys.stderr = meter
     t0 = time.perf_counter()
+    quant = {}
+    if args.quant and args.eval_texts:  # the gate's texts: one pass of an 8B graph over 373 takes hours here
+        from l2v.quantize.texts import default_eval_texts
+
+        quant["eval"] = default_eval_texts()[:args.eval_texts]
     try:
         out = l2v.export_model(str(model), args.out, adapters=adapters, dtype=args.dtype, quant=args.quant or (),
-                               stream="on", max_length=args.max_length, overwrite=True, progress=True)
+                               stream="on", max_length=args.max_length, overwrite=True, progress=True, **quant)
     finally:
         meter.close()
         sys.stderr = meter.stream
     manifest = json.loads((Path(out) / "l2v.json").read_text())
     variants = manifest["variants"]
-    rec = {"model": model.name, "layers": json.loads((model / "config.json").read_text())["num_hidden_layers"],
+    rec = {"model": model.name, "layers": depth(model),
            "dtype": args.dtype, "adapters": len(adapters), "quant": args.quant or [],
            "checkpoint_gb": round(du(model) / 1e9, 3), "artifact_gb": round(du(Path(out)) / 1e9, 3),
            "files_gb": {f["path"]: round(f["size"] / 1e9, 3) for v in variants.values() for f in v["files"]
@@ -93,7 +111,7 @@ def measure(args) -> dict:
            "ort_validation": _ort(variants),
            "validation": {k: {m: v["validation"][m] for m in ("min_cosine", "max_abs_diff", "rows")}
                           for k, v in variants.items() if v.get("validation")},
-           "gate": {k: {m: v["gate"].get(m) for m in ("mean_cosine", "recall@10", "size_bytes")}
+           "gate": {k: {m: v["gate"].get(m) for m in ("mean_cosine", "recall@10", "size_bytes", "session")}
                     for k, v in variants.items() if v.get("gate")},
            "stages": meter.stages,
            "with_ort_child_gib": round(max(s["peak_rss_gib"] for s in meter.stages) if not variants else max(
@@ -133,6 +151,8 @@ def run(args) -> None:
         out = Path(args.data) / f"{model.name}-artifact"
         cmd = [sys.executable, __file__, "measure", str(model), str(out), "--dtype", args.dtype,
                "--max-length", str(args.max_length)] + [a for q in args.quant or [] for a in ("--quant", q)]
+        if args.eval_texts:
+            cmd += ["--eval-texts", str(args.eval_texts)]
         res = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
         if res.returncode:
             rows.append({"model": model.name, "layers": layers, "rc": res.returncode})
@@ -158,6 +178,10 @@ def save(rows: list, name: str) -> None:
         for k, v in r["ort_validation"].items():
             lines.append(f"| {r['model']} | {r['layers']} | {k} | | | ONNX Runtime validation child | "
                          f"{v['peak_rss_gib']} | |")
+        for k, g in r.get("gate", {}).items():
+            lines.append(f"| {r['model']} | {r['layers']} | {k} | | {round((g.get('size_bytes') or 0) / 1e9, 3)} | "
+                         f"gate vs {r['dtype']} ({g.get('session') or 'default'} session): recall@10 "
+                         f"{g.get('recall@10')}, mean cos {g.get('mean_cosine')} | | |")
         lines.append(f"| **{r['model']}** | {r['layers']} | {r['dtype']} | | | **whole export (main process)** | "
                      f"**{r['peak_rss_gib']}** | {r['seconds']} (load {r['loadavg']}) |")
         lines.append(f"| **{r['model']}** | {r['layers']} | {r['dtype']} | | | **whole export, main + ORT child "
@@ -184,6 +208,8 @@ def main(argv=None) -> None:
         p.add_argument("--dtype", default="fp16")
         p.add_argument("--quant", action="append")
         p.add_argument("--max-length", type=int, default=512)
+        p.add_argument("--eval-texts", type=int, default=None, help="with --quant: the gate on the first N "
+                       "built-in eval texts (default: all)")
     args = ap.parse_args(argv)
     measure(args) if args.cmd == "measure" else run(args)
 

@@ -123,12 +123,13 @@ def _rng(seed: int, name: str) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(int.from_bytes(digest[:16], "little")))
 
 
-def _blocks(spec: Spec, seed: int, dtype):
-    """Yield the tensor's values as consecutive flat blocks (row-major), already in `dtype`."""
+def _blocks(spec: Spec, seed: int, dtype, align: int = 1):
+    """Yield the tensor's values as consecutive flat blocks (row-major), already in `dtype`; each block a
+    multiple of `align` elements (whole rows)."""
     rng = _rng(seed, spec.name)
     left = spec.numel
     while left:
-        n = min(left, BLOCK)
+        n = min(left, max(BLOCK // align, 1) * align)
         x = rng.standard_normal(n, dtype=np.float32)
         x *= spec.std
         if spec.kind == "norm":
@@ -230,6 +231,88 @@ def write_adapter(out: Path, cfg: dict, base_dir: Path, seed: int, r: int = 16, 
         write_tokenizer(out)
 
 
+GGUF_NAMES = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+              "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+              "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"}
+
+
+def gguf_name(hf: str) -> str:
+    """llama.cpp's tensor name for a Llama state-dict key."""
+    if hf == "model.embed_tokens.weight":
+        return "token_embd.weight"
+    if hf == "model.norm.weight":
+        return "output_norm.weight"
+    if hf == "lm_head.weight":
+        return "output.weight"
+    _, _, layer, rest = hf.split(".", 3)
+    module, _, suffix = rest.rpartition(".")
+    return f"blk.{layer}.{GGUF_NAMES[module]}.{suffix}"
+
+
+def write_gguf(path: Path, shape: str, layers: int | None, qtype: str, seed: int = 0) -> dict:
+    """A llama-architecture GGUF with `qtype` (Q4_0 / Q8_0) matrices and F32 norms, quantized and written
+    in row blocks (never a whole tensor in fp32); the tokenizer metadata is the embedded SmolLM2 GGUF's
+    (49,152 tokens: ids below every vocabulary here). Same values as the safetensors checkpoint of the
+    same (shape, layers, seed) before quantization."""
+    import gguf
+    from gguf import GGUFReader, GGUFWriter, GGMLQuantizationType as Q, quants
+
+    from l2v.model.demo import demo_gguf_path
+
+    cfg = config_dict(shape, layers)
+    if cfg["model_type"] != "llama":
+        raise SystemExit(f"--gguf writes llama-architecture files; {shape} is {cfg['model_type']}")
+    q = getattr(Q, qtype)
+    block, type_size = gguf.GGML_QUANT_SIZES[q]
+    src = GGUFReader(str(demo_gguf_path()))
+    w = GGUFWriter(str(path.with_name(path.name + ".partial")), "llama")
+    h, heads = cfg["hidden_size"], cfg["num_attention_heads"]
+    w.add_name(f"synthetic {shape} L{cfg['num_hidden_layers']} {qtype}")
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(h)
+    w.add_block_count(cfg["num_hidden_layers"])
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(heads)
+    w.add_head_count_kv(cfg["num_key_value_heads"])
+    w.add_rope_freq_base(cfg["rope_theta"])
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    w.add_rope_dimension_count(h // heads)
+    w.add_vocab_size(cfg["vocab_size"])
+    w.add_file_type({"Q4_0": 2, "Q8_0": 7}[qtype])
+    for key, field in src.fields.items():
+        if key.startswith("tokenizer."):
+            vtype = field.types[0]
+            sub = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
+            w.add_key_value(key, field.contents(), vtype, sub_type=sub)
+    specs = model_tensors(cfg)
+    for s in specs:
+        if s.kind == "norm":
+            w.add_tensor_info(gguf_name(s.name), s.shape, np.dtype(np.float32), s.numel * 4)
+        else:
+            rows, cols = s.shape
+            nbytes = rows * cols // block * type_size
+            w.add_tensor_info(gguf_name(s.name), (rows, cols // block * type_size), np.dtype(np.uint8), nbytes,
+                              raw_dtype=q)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    fout = w.fout[0]
+    for s in specs:  # as GGUFWriter.write_tensor_data, one row block at a time
+        w.tensors[0].pop(gguf_name(s.name))
+        w.write_padding(fout, fout.tell())
+        nbytes = 0
+        cols = s.shape[-1]
+        for x in _blocks(s, seed, np.float32, align=cols):
+            if s.kind != "norm":
+                x = quants.quantize(x.reshape(-1, cols), q)
+            x.tofile(fout)
+            nbytes += x.nbytes
+        w.write_padding(fout, nbytes)
+    w.close()
+    path.with_name(path.name + ".partial").rename(path)
+    return cfg
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("shape", choices=sorted(SHAPES))
@@ -238,8 +321,14 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--adapters", action="store_true", help="also write OUT-mntp/ and OUT-supervised/")
     ap.add_argument("--shard-gb", type=float, default=5.0)
+    ap.add_argument("--gguf", choices=["Q4_0", "Q8_0"], default=None,
+                    help="write OUT as one llama GGUF file of this type instead of a safetensors directory")
     args = ap.parse_args(argv)
     out = Path(args.out)
+    if args.gguf:
+        cfg = write_gguf(out, args.shape, args.layers, args.gguf, args.seed)
+        print(json.dumps({"out": str(out), "layers": cfg["num_hidden_layers"], "bytes": out.stat().st_size}))
+        return
     cfg = write_model(out, args.shape, args.layers, args.seed, int(args.shard_gb * 1e9))
     if args.adapters:
         write_adapter(out.with_name(out.name + "-mntp"), cfg, out, args.seed + 1, mntp=True)

@@ -92,7 +92,7 @@ def _export(model, out, opts: ExportOptions) -> tuple[Path, str | None]:
     check_out_dir(out, opts.overwrite)
     check_writable(out)
     spec = OnnxExportSpec(opset=opts.opset)
-    step = Progress(opts.progress, stage_count(opts))
+    step = Progress(opts.progress, stage_count(opts, opts.stream == "on"))  # auto: corrected once planned
     t0 = time.perf_counter()
     # The writer's temp dir is the lock on --out: taken before any work, so a second export to the same
     # --out fails at once, and a killed run's leftovers are swept (and reported) right here. A plan the
