@@ -297,12 +297,16 @@ def write_gguf(path: Path, shape: str, layers: int | None, qtype: str, seed: int
     w.write_kv_data_to_file()
     w.write_ti_data_to_file()
     fout = w.fout[0]
-    for s in specs:  # as GGUFWriter.write_tensor_data, one row block at a time
+    head = h // heads
+    for s in specs:  # as GGUFWriter.write_tensor_data, one row block (whole heads) at a time
         w.tensors[0].pop(gguf_name(s.name))
         w.write_padding(fout, fout.tell())
         nbytes = 0
         cols = s.shape[-1]
-        for x in _blocks(s, seed, np.float32, align=cols):
+        rope = s.name.endswith(("q_proj.weight", "k_proj.weight"))
+        for x in _blocks(s, seed, np.float32, align=cols * head):
+            if rope:  # llama.cpp's convert permutes q/k rows per head; readers (transformers, ours) undo it
+                x = x.reshape(-1, 2, head // 2, cols).swapaxes(1, 2)
             if s.kind != "norm":
                 x = quants.quantize(x.reshape(-1, cols), q)
             x.tofile(fout)

@@ -85,3 +85,29 @@ def test_gguf_tensor_by_tensor_equals_transformers_load():
         assert torch.equal(weights.get(name), ref[name]), name
     emb = "embed_tokens.weight"
     assert torch.equal(weights.get_rows(emb, 100, 130), ref[emb][100:130])
+
+
+def test_synthetic_gguf_streams_the_safetensors_values(tmp_path):
+    """bench/make_synthetic.py --gguf (the 8B GGUF of the memory bench, here tiny): read back tensor by tensor
+    by `GgufWeights` (q/k un-permuted as transformers does) it equals the safetensors checkpoint of the same
+    seed within Q8_0's rounding (the norms, F32 in the GGUF, within the checkpoint's bf16 rounding)."""
+    import numpy as np
+    from transformers import AutoConfig
+
+    from l2v.model.checkpoint import GgufWeights, SafetensorsWeights
+    from synthetic import generator
+
+    ms = generator()
+    ms.write_model(tmp_path / "st", "tiny-llama", 2, seed=0)
+    ms.write_gguf(tmp_path / "m.gguf", "tiny-llama", 2, "Q8_0", seed=0)
+    config = AutoConfig.from_pretrained(str(tmp_path), gguf_file="m.gguf")
+    assert (config.num_hidden_layers, config.hidden_size, config.num_key_value_heads) == (2, 64, 2)
+    g, st = GgufWeights(tmp_path / "m.gguf", config), SafetensorsWeights(str(tmp_path / "st"), config)
+    assert sorted(g.names()) == sorted(st.names())
+    for name in g.names():
+        a, b = (t.float().numpy() if hasattr(t, "float") else np.asarray(t, np.float32)
+                for t in (g.get(name), st.get(name)))
+        assert a.shape == b.shape, name
+        bf16 = 2 ** -8 * np.abs(b).max()
+        tol = bf16 if a.ndim == 1 else np.abs(b).max() / 127 + bf16  # + int8 blocks for the matrices
+        assert np.abs(a - b).max() <= tol, (name, np.abs(a - b).max(), tol)
