@@ -224,7 +224,11 @@ def nbits_rewrite(model, chosen: list[tuple], bits_of, block: int, symmetric: bo
         bits = bits_of(module)
         k, n = int(w.shape[0]), int(w.shape[1])
         k_blocks = (k + block - 1) // block
-        scale_dtype = w.dtype  # MatMulNBits: scales (and HQQ's zero points) in the activations' type
+        # int8 activations (accuracy_level 4) from an fp16/bf16 graph: the MatMulNBits runs on fp32 inputs,
+        # Casts in and out. With fp16 inputs ORT 1.32's CPU kernel gave wrong outputs (mean cos 0.25 vs the
+        # fp16 graph on a 2-layer Llama) in sessions without the extended optimizations (the low-memory one).
+        widen = accuracy_level == 4 and w.dtype in (ir.DataType.FLOAT16, ir.DataType.BFLOAT16)
+        scale_dtype = ir.DataType.FLOAT if widen else w.dtype  # scales (and HQQ's zero points): A's type
         np_scale = _np_dtype(scale_dtype)
         read = _weight_source(w)
         hqq = algorithm == "hqq" and bits == 4
@@ -238,7 +242,8 @@ def nbits_rewrite(model, chosen: list[tuple], bits_of, block: int, symmetric: bo
             return packed, scales.astype(np_scale), zp
 
         key = w.name
-        inputs = [node.inputs[0]]
+        pre = [ir.node("Cast", [node.inputs[0]], {"to": int(ir.DataType.FLOAT)}, name=f"{node.name}_a32")] if widen else []
+        inputs = [pre[0].outputs[0] if widen else node.inputs[0]]
         inputs.append(_initializer(g, f"{w.name}_Q{bits}", _lazy(cache, key, compute, 0, f"{w.name}_Q{bits}",
                                                                  ir.DataType.UINT8, (n, k_blocks, block * bits // 8))))
         inputs.append(_initializer(g, f"{w.name}_scales", _lazy(cache, key, compute, 1, f"{w.name}_scales",
@@ -256,7 +261,12 @@ def nbits_rewrite(model, chosen: list[tuple], bits_of, block: int, symmetric: bo
             attrs["accuracy_level"] = accuracy_level
         new = ir.node("MatMulNBits", inputs, attrs, domain=MS_DOMAIN, name=f"{node.name}_Q{bits}",
                       metadata_props=dict(node.metadata_props))
-        _replace(g, node, [new], new.outputs[0])
+        nodes = pre + [new]
+        if widen:
+            nodes.append(ir.node("Cast", [new.outputs[0]], {"to": int(w.dtype)}, name=f"{node.name}_y16"))
+        for nd in pre + nodes[2:]:
+            nd.metadata_props.update(node.metadata_props)
+        _replace(g, node, nodes, nodes[-1].outputs[0])
         if not any(True for _ in w.uses()):
             g.initializers.pop(w.name)
     model.opset_imports.setdefault(MS_DOMAIN, 1)
