@@ -186,8 +186,26 @@ def save(rows: list, name: str) -> None:
                      f"**{r['peak_rss_gib']}** | {r['seconds']} (load {r['loadavg']}) |")
         lines.append(f"| **{r['model']}** | {r['layers']} | {r['dtype']} | | | **whole export, main + ORT child "
                      f"while validating** | **{r['with_ort_child_gib']}** | |")
+    lines += ["", *summary(rows)]
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def summary(rows: list) -> list[str]:
+    """One line per export: the bound (fp16 weights + 2 GiB) against the main process and the ORT child."""
+    out = ["| model | layers | artifact GB | bound GiB (artifact + 2) | main peak GiB (its stage) | ORT child peak GiB "
+           "(anon / mapped after run) | main + child GiB | s |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "stages" not in r:
+            continue
+        top = max(r["stages"], key=lambda s: s["peak_rss_gib"])
+        ort = next(iter(r["ort_validation"].values()), {})
+        after = ort.get("after_run_gib", {})
+        out.append(f"| {r['model']} | {r['layers']} | {r['artifact_gb']} | {round(r['artifact_gb'] * 1e9 / GiB + 2, 2)} "
+                   f"| {r['peak_rss_gib']} ({top['stage'].split(' (')[0][:40]}) | {ort.get('peak_rss_gib')} "
+                   f"({after.get('anon')} / {after.get('file')}) | **{r['with_ort_child_gib']}** | "
+                   f"{r['seconds']} (load {r['loadavg']}) |")
+    return out
 
 
 def main(argv=None) -> None:
@@ -210,7 +228,11 @@ def main(argv=None) -> None:
         p.add_argument("--max-length", type=int, default=512)
         p.add_argument("--eval-texts", type=int, default=None, help="with --quant: the gate on the first N "
                        "built-in eval texts (default: all)")
+    t = sub.add_parser("table", help="rewrite NAME.md from NAME.json")
+    t.add_argument("--name", default="big_export")
     args = ap.parse_args(argv)
+    if args.cmd == "table":
+        return save(json.loads((RESULTS / f"{args.name}.json").read_text()), args.name)
     measure(args) if args.cmd == "measure" else run(args)
 
 
