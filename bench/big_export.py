@@ -193,7 +193,7 @@ def save(rows: list, name: str) -> None:
 
 def summary(rows: list) -> list[str]:
     """One line per export: the bound (fp16 weights + 2 GiB) against the main process and the ORT child."""
-    out = ["| model | layers | artifact GB | bound GiB (artifact + 2) | main peak GiB (its stage) | ORT child peak GiB "
+    out = ["| model | layers | fp16 graph GB | bound GiB (fp16 graph + 2) | main peak GiB (its stage) | ORT child peak GiB "
            "(anon / mapped after run) | main + child GiB | s |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "stages" not in r:
@@ -201,7 +201,8 @@ def summary(rows: list) -> list[str]:
         top = max(r["stages"], key=lambda s: s["peak_rss_gib"])
         ort = next(iter(r["ort_validation"].values()), {})
         after = ort.get("after_run_gib", {})
-        out.append(f"| {r['model']} | {r['layers']} | {r['artifact_gb']} | {round(r['artifact_gb'] * 1e9 / GiB + 2, 2)} "
+        graph = sum(v for k, v in r["files_gb"].items() if k.startswith(f"model_{r['dtype']}.onnx"))
+        out.append(f"| {r['model']} | {r['layers']} | {round(graph, 3)} | {round(graph * 1e9 / GiB + 2, 2)} "
                    f"| {r['peak_rss_gib']} ({top['stage'].split(' (')[0][:40]}) | {ort.get('peak_rss_gib')} "
                    f"({after.get('anon')} / {after.get('file')}) | **{r['with_ort_child_gib']}** | "
                    f"{r['seconds']} (load {r['loadavg']}) |")
