@@ -4,9 +4,9 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from l2v.quantize import graph
 from l2v.quantize.measure import embed, fidelity, speed, speed_batches
 from l2v.runtime.backend import RunOptions, open_backend
+from l2v.runtime.onnx import graph_bytes
 
 QUIET = RunOptions(spinning=False)  # idle ORT threads do not spin (the machines this runs on are shared)
 
@@ -65,7 +65,7 @@ class Gate:
             files = built.variant.files
             out["size_bytes"] = sum((Path(tmp) / r.path).stat().st_size for r in files) if files else None
             out["reference"] = self.ctx.source_name
-            out["reference_size_bytes"] = graph.file_bytes(self.ctx.source_path)
+            out["reference_size_bytes"] = graph_bytes(self.ctx.source_path)
             if getattr(backend, "low_memory", False):
                 out["session"] = "low-memory"
             simulates = getattr(backend, "simulates", None)

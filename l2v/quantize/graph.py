@@ -42,12 +42,6 @@ def has_external_data(path: Path) -> bool:
     return path.with_name(path.name + ".data").exists()
 
 
-def file_bytes(path: Path) -> int:
-    path = Path(path)
-    data = path.with_name(path.name + ".data")
-    return path.stat().st_size + (data.stat().st_size if data.exists() else 0)
-
-
 def op_counts(model) -> dict:
     return dict(Counter(n.op_type for n in model.graph.node))
 

@@ -264,7 +264,7 @@ def nbits_rewrite(model, chosen: list[tuple], bits_of, block: int, symmetric: bo
         nodes = pre + [new]
         if widen:
             nodes.append(ir.node("Cast", [new.outputs[0]], {"to": int(w.dtype)}, name=f"{node.name}_y16"))
-        for nd in pre + nodes[2:]:
+        for nd in nodes:
             nd.metadata_props.update(node.metadata_props)
         _replace(g, node, nodes, nodes[-1].outputs[0])
         if not any(True for _ in w.uses()):

@@ -69,10 +69,14 @@ def needs_low_memory(path, precision: str, providers, available: int | None = No
         available = available_memory()
     if available is None:
         return False
+    return 2 * graph_bytes(path) > available // 2
+
+
+def graph_bytes(path) -> int:
+    """A graph file's size plus its external data (`NAME.data` beside it, as our writers put it)."""
     path = Path(path)
-    data = path.with_name(path.name + ".data")  # the external data our writers put beside the graph
-    size = path.stat().st_size + (data.stat().st_size if data.exists() else 0)
-    return 2 * size > available // 2
+    data = path.with_name(path.name + ".data")
+    return path.stat().st_size + (data.stat().st_size if data.exists() else 0)
 
 
 def providers_for(options: RunOptions):
