@@ -25,7 +25,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-STEP = re.compile(r"^\[(\d+)(?:/\d+)?\] (.*?)(?: \(t=\d+s\))?$")  # "[k/N] what" (also the older "[k] what")
+# "[k/N] what" (also the older "[k] what") and quantization's own steps, "[quantize] what"
+STEP = re.compile(r"^\[(\d+(?:/\d+)?|quantize)\] (.*?)(?: \(t=\d+s\))?$")
 GiB = 2 ** 30
 
 
@@ -48,7 +49,7 @@ class StageMeter:
             m = STEP.match(line.strip())
             if m:
                 self.close()
-                self.current = m.group(2)
+                self.current = ("quantize: " if m.group(1) == "quantize" else "") + m.group(2)
         return self.stream.write(text)
 
     def flush(self) -> None:
@@ -111,12 +112,11 @@ def measure(args) -> dict:
            "ort_validation": _ort(variants),
            "validation": {k: {m: v["validation"][m] for m in ("min_cosine", "max_abs_diff", "rows")}
                           for k, v in variants.items() if v.get("validation")},
-           "gate": {k: {m: v["gate"].get(m) for m in ("mean_cosine", "recall@10", "size_bytes", "session")}
+           "gate": {k: {m: v["gate"].get(m) for m in ("mean_cosine", "recall@10", "size_bytes", "session", "ort",
+                                                      "reference_ort")}
                     for k, v in variants.items() if v.get("gate")},
            "stages": meter.stages,
-           "with_ort_child_gib": round(max(s["peak_rss_gib"] for s in meter.stages) if not variants else max(
-               [s["peak_rss_gib"] for s in meter.stages] + [_validating(meter.stages) + (v or {}).get("peak_rss_gib", 0)
-                                                            for v in _ort(variants).values()]), 3), "seconds": round(time.perf_counter() - t0, 1),
+           "with_ort_child_gib": _with_children(meter.stages, variants), "seconds": round(time.perf_counter() - t0, 1),
            "resource_plan": manifest.get("timings", {}).get("resource_plan"),
            "loadavg": round(os.getloadavg()[0], 1)}
     print(json.dumps(rec))
@@ -128,9 +128,22 @@ def _ort(variants: dict) -> dict:
             if (v.get("validation") or {}).get("ort")}
 
 
-def _validating(stages: list) -> float:
-    """The main process's peak while ORT's child validated (both are resident then)."""
-    return max([s["peak_rss_gib"] for s in stages if s["stage"].startswith("validating")] or [0.0])
+def _during(stages: list, prefix: str) -> float:
+    """The main process's peak over the stages starting with `prefix` (an ORT child is resident then)."""
+    return max([s["peak_rss_gib"] for s in stages if s["stage"].startswith(prefix)] or [0.0])
+
+
+def _with_children(stages: list, variants: dict) -> float:
+    """The whole export's peak counting ORT's children: main's peak while validating + the validation child,
+    main's peak while the gate measured + the gate's children (reference and candidate), or main alone."""
+    sums = [s["peak_rss_gib"] for s in stages]
+    sums += [_during(stages, "validating") + v.get("peak_rss_gib", 0) for v in _ort(variants).values()]
+    for v in variants.values():
+        gate = v.get("gate") or {}
+        for ort in (gate.get("ort"), gate.get("reference_ort")):
+            if ort:
+                sums.append(_during(stages, "quantize: measuring") + ort.get("peak_rss_gib", 0))
+    return round(max(sums), 3)
 
 
 def ensure_checkpoint(data: Path, shape: str, layers: int) -> Path:
@@ -182,10 +195,14 @@ def save(rows: list, name: str) -> None:
             lines.append(f"| {r['model']} | {r['layers']} | {k} | | {round((g.get('size_bytes') or 0) / 1e9, 3)} | "
                          f"gate vs {r['dtype']} ({g.get('session') or 'default'} session): recall@10 "
                          f"{g.get('recall@10')}, mean cos {g.get('mean_cosine')} | | |")
+            for who, ort in (("reference", g.get("reference_ort")), (k, g.get("ort"))):
+                if ort:
+                    lines.append(f"| {r['model']} | {r['layers']} | {k} | | | gate's ONNX Runtime child ({who}) | "
+                                 f"{ort.get('peak_rss_gib')} | |")
         lines.append(f"| **{r['model']}** | {r['layers']} | {r['dtype']} | | | **whole export (main process)** | "
                      f"**{r['peak_rss_gib']}** | {r['seconds']} (load {r['loadavg']}) |")
         lines.append(f"| **{r['model']}** | {r['layers']} | {r['dtype']} | | | **whole export, main + ORT child "
-                     f"while validating** | **{r['with_ort_child_gib']}** | |")
+                     f"(validation or gate)** | **{r['with_ort_child_gib']}** | |")
     lines += ["", *summary(rows)]
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

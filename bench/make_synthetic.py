@@ -52,7 +52,8 @@ SHAPES = {
     "tiny-qwen2": dict(model_type="qwen2", architectures=["Qwen2ForCausalLM"], hidden_size=64,
                        intermediate_size=160, num_attention_heads=4, num_key_value_heads=2, vocab_size=512,
                        num_hidden_layers=2, rope_theta=10000.0, rms_norm_eps=1e-6, max_position_embeddings=256,
-                       use_sliding_window=False, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False),
+                       use_sliding_window=False, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False,
+                       pad_token_id=511),  # a pad id at the vocabulary's end, as Qwen2.5's GGUF files set it
     "mid-llama": dict(model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=1024,
                       intermediate_size=3584, num_attention_heads=16, num_key_value_heads=4, vocab_size=32000,
                       num_hidden_layers=4, rope_theta=500000.0, rms_norm_eps=1e-5, max_position_embeddings=8192,

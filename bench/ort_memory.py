@@ -81,7 +81,7 @@ def probe(graph: str, batches: str, name: str) -> dict:
     rec = {"options": name, "open_s": round(time.perf_counter() - t, 1), "after_open_gib": mem()}
     t = time.perf_counter()
     output = sess.get_outputs()[0].name
-    for b in load_batches(batches):
+    for b in load_batches(batches)[0]:
         sess.run([output], b)
     rec["run_s"] = round(time.perf_counter() - t, 1)
     rec["after_run_gib"] = mem()

@@ -9,9 +9,10 @@ The memory model (measured, docs/scale.md): a process with torch/transformers/on
 ~0.33 GiB (BASE_BYTES adds texts, tokenizer, graph); the streamed writer adds one merged projection in
 fp32 about three times over (base, LoRA delta, cast); the layer-by-layer reference one decoder layer in
 fp32 plus the same merge temporaries; the validation child's low-memory ONNX Runtime session
-(l2v.runtime.onnx.low_memory_options) maps the decoder layers' weights (file-backed, counted as RSS)
-and holds about ORT_TEMP_MATRICES of the largest fp32 weight as temporaries; an in-process session with
-default options (the quantization gate) holds ~1.3x a graph's bytes (ORT_FACTOR); the in-memory path
+(l2v.runtime.onnx.low_memory_options) maps one chunk of the weights at a time (CHUNK_BYTES,
+l2v.runtime.onnx_chunks; file-backed, counted as RSS) and holds about ORT_TEMP_MATRICES of the largest fp32
+weight as temporaries, and so does the quantization gate's child (one graph at a time, l2v.quantize.gate);
+the in-memory path
 holds ~3.5x the fp32 weights (the issue's 18.4 GB for 1.4 B parameters is 3.3x).
 """
 from __future__ import annotations
@@ -21,10 +22,10 @@ from dataclasses import dataclass, field
 
 from l2v.errors import ResourceError
 from l2v.resources import GiB, available_memory, free_disk, gb, gib, process_memory
+from l2v.runtime.onnx_child import CHUNK_BYTES
 
 BASE_BYTES = int(0.5 * GiB)
 ORT_BASE_BYTES = int(0.35 * GiB)
-ORT_FACTOR = 1.3
 ORT_TEMP_MATRICES = 3  # 8B width, 4 layers: peak minus mapped weights ~0.74 GiB
 MEMORY_PATH_FACTOR = 3.5
 STREAM_FROM_BYTES = 2 * GiB  # fp32 weights from here on are exported streamed (they need external data anyway)
@@ -169,16 +170,24 @@ def memory_stages(shapes: Shapes, dtypes: list[str], quant_configs: list, n_toke
     stages.append(("PyTorch reference, layer by layer", BASE_BYTES + shapes.layer_fp32 + merge + act))
     for d in dtypes:
         stages.append((f"write the {d} graph", BASE_BYTES + merge + (64 << 20)))
-        mapped = shapes.layers_bytes("fp32" if d == "bf16" else d)  # bf16 is checked as fp32 on CPU
+        # the child runs the graph a chunk of weights at a time (l2v.runtime.onnx_chunks): one chunk is mapped
+        mapped = min(CHUNK_BYTES, shapes.layers_bytes("fp32" if d == "bf16" else d))  # bf16: checked as fp32
         ort = ORT_BASE_BYTES + mapped + ORT_TEMP_MATRICES * shapes.largest_fp32  # activations included
         stages.append((f"validate {d} (ONNX Runtime)", BASE_BYTES + ort))
     src = "fp32" if "fp32" in dtypes else dtypes[0]
     for cfg in quant_configs:
         if getattr(cfg, "method", "") in ("bnb-int8", "bnb-nf4"):
             continue
-        q = quant_disk(shapes, cfg, src)
-        stages.append((f"quantize {cfg.variant}: gate (ONNX Runtime, one graph at a time)",
-                       BASE_BYTES + ORT_BASE_BYTES + int(ORT_FACTOR * max(q, shapes.bytes(src)))))
+        if getattr(cfg, "method", "") == "int8-smooth":  # hidden states of every calibration batch, one layer
+            # and its fake-quantized copy with the quantizer's temporaries (8B width: 4.27 GiB measured)
+            calib = cfg.calib_texts * cfg.calib_max_length * shapes.hidden * 4 * 3
+            stages.append((f"quantize {cfg.variant}: calibrate and rank layers, one layer at a time",
+                           BASE_BYTES + 4 * shapes.layer_fp32 + merge + calib))
+        # the gate runs each graph in an ONNX Runtime child (l2v.quantize.gate), chunk by chunk as validation
+        q = quant_disk(shapes, cfg, src) - (shapes.params - shapes.projections) * ITEMSIZE[src]
+        child = ORT_BASE_BYTES + min(CHUNK_BYTES, max(q, shapes.layers_bytes(src))) + \
+            ORT_TEMP_MATRICES * shapes.largest_fp32
+        stages.append((f"quantize {cfg.variant}: gate (ONNX Runtime child, one graph at a time)", BASE_BYTES + child))
     return stages
 
 

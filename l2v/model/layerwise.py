@@ -93,6 +93,9 @@ class LayerwiseModel:
         ids = np.unique(np.concatenate([np.asarray(b["input_ids"]).reshape(-1) for b in batches]))
         emb = self.backbone.embed_tokens
         emb.weight = torch.nn.Parameter(self._embedding(ids), requires_grad=False)
+        # the table now holds only the used rows: the pad id (Qwen2's 151643; a gradient-only setting) must not
+        # index it
+        padding_idx, emb.padding_idx = emb.padding_idx, None
         real = self.backbone.layers
         sinks = [dict() for _ in batches]
         hidden, calls = [], []
@@ -109,6 +112,7 @@ class LayerwiseModel:
                 calls.append(sink)
         finally:
             self.backbone.layers = real
+            emb.padding_idx = padding_idx
             emb.weight = torch.nn.Parameter(torch.empty(emb.weight.shape, device="meta"), requires_grad=False)
         return hidden, calls
 

@@ -100,8 +100,11 @@ class Context:
     def act_stats(self, n_texts: int, max_length: int, keep_samples: int = 0) -> dict:
         """Per-input-channel statistics of every nn.Linear inside the backbone, over non-padding tokens:
         {module: {"amax": [in], "mean_abs": [in], "samples": [<=keep_samples, in]}} (cached)."""
-        keep_samples = max(keep_samples, STAT_SAMPLES)  # one calibration pass serves every method
-        key = (n_texts, max_length)
+        if self.streamed:  # samples only when asked: 512 rows per projection of an 8B model are ~2.5 GiB
+            key = (n_texts, max_length, keep_samples)
+        else:
+            keep_samples = max(keep_samples, STAT_SAMPLES)  # one calibration pass serves every method
+            key = (n_texts, max_length)
         if key not in self._stats:
             from l2v.quantize.calibrate import collect_stats
 

@@ -7,11 +7,10 @@ trust on a shared machine). Runners are backends (l2v.runtime.backend): anything
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from l2v.errors import L2VError, ValidationError
+from l2v.runtime.timing import speed  # noqa: F401  (the gate's and auto's timing; the ORT child's too)
 
 
 def embed(backend, batches: list) -> np.ndarray:
@@ -33,27 +32,6 @@ def fidelity(reference: np.ndarray, got: np.ndarray) -> dict:
     return {"eval_texts": n, "mean_cosine": round(cs["mean"], 6), "min_cosine": round(cs["min"], 6),
             "recall@1": round(neighbour_recall_at_k(reference, got, 1), 4),
             "recall@10": round(neighbour_recall_at_k(reference, got, min(10, n - 1)), 4)}
-
-
-def speed(runs: dict, batch1, batch32, min_seconds: float = 0.5, max_reps: int = 20) -> dict:
-    """Median ms per call for each backend in {label: backend} at batch 1 and batch 32, interleaved."""
-    out = {}
-    for label, b in (("batch1", batch1), ("batch32", batch32)):
-        times = {k: [] for k in runs}
-        for r in runs.values():  # warm up
-            r.run(b)
-        t_start = time.perf_counter()
-        while True:
-            for k, r in runs.items():
-                t = time.perf_counter()
-                r.run(b)
-                times[k].append(time.perf_counter() - t)
-            n = len(next(iter(times.values())))
-            if n >= max_reps or (n >= 3 and time.perf_counter() - t_start > min_seconds):
-                break
-        for k in runs:
-            out.setdefault(k, {})[f"{label}_ms"] = round(1000 * float(np.median(times[k])), 3)
-    return out
 
 
 def speed_batches(ctx, texts: list[str], seq: int = 64):

@@ -15,11 +15,15 @@ def _first_line(e: Exception) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
 
 
-def session(model, threads: int | None = None, providers=None, spinning: bool = True, low_memory: bool = False):
-    """An `InferenceSession` from a path or an in-memory `onnx.ModelProto`. `spinning=False` stops idle
-    worker threads from spinning (measurements on shared machines). `low_memory=True`: the options of
-    `low_memory_options` (the validation child of streamed exports). ORT's own load errors (a truncated or
-    edited file) become an `ArtifactError` naming the file."""
+def session(model, threads: int | None = None, providers=None, spinning: bool = True, low_memory: bool = False,
+            data_dir: Path | None = None, prepack: bool = True):
+    """An `InferenceSession` from a path, an in-memory `onnx.ModelProto` or its serialized bytes. `spinning=False`
+    stops idle worker threads from spinning (measurements on shared machines). `low_memory=True`: the options of
+    `low_memory_options` (the validation child of streamed exports). `data_dir`: where the external data of an
+    in-memory model lies. `prepack=False`: kernels do not copy constant weights into their own layouts when the
+    session opens (an fp32 or int8 graph opened only to show that it loads: no copy of its weights). ORT's own
+    load errors (a truncated or edited file) become an `ArtifactError` naming
+    the file."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -29,8 +33,14 @@ def session(model, threads: int | None = None, providers=None, spinning: bool = 
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if low_memory:
         low_memory_options(so)
-    src = str(model) if isinstance(model, (str, Path)) else model.SerializeToString()
-    what = Path(model).name if isinstance(model, (str, Path)) else "an in-memory graph"
+    if not prepack:
+        so.add_session_config_entry("session.disable_prepacking", "1")
+    if data_dir is not None:
+        so.add_session_config_entry("session.model_external_initializers_file_folder_path", str(data_dir))
+    if isinstance(model, (str, Path)):
+        src, what = str(model), Path(model).name
+    else:
+        src, what = (model if isinstance(model, bytes) else model.SerializeToString()), "an in-memory graph"
     try:
         return ort.InferenceSession(src, so, providers=list(providers or ["CPUExecutionProvider"]))
     except Exception as e:  # ORT raises its own pybind types (InvalidProtobuf, Fail, ...) for bad graphs
