@@ -15,13 +15,13 @@ QUIET = RunOptions(spinning=False)  # idle ORT threads do not spin (the machines
 
 class Gate:
     """With `one_at_a_time` (streamed artifacts, whose graphs do not fit in memory together) every ONNX graph
-    runs in an ONNX Runtime child process (l2v.runtime.onnx_child), the reference before any candidate, in
-    the low-memory session (an fp16 reference would otherwise be folded into an fp32 copy of its weights:
-    ~30 GB at 8B); the child times the graph itself, so speeds are not interleaved. The child keeps a graph's
-    mapped weights out of this process, which at that point holds the calibration's and the sensitivity
-    ranking's leftovers (in-process, the 8B-wide 16-layer int8-smooth gate peaked at 10.12 GiB, over the
-    9.48 GiB bound; the child's peak is reported as `ort`). A candidate that is not an ONNX graph file
-    (auto's in-memory search, other kinds) opens in this process, low-memory."""
+    runs in an ONNX Runtime child process (l2v.runtime.onnx_child), the reference before any candidate, in the
+    low-memory session and a chunk of its weights at a time (l2v.runtime.onnx_chunks), so neither this
+    process nor the child ever holds a whole 7-8B graph (in-process, the 8B-wide 16-layer int8-smooth gate
+    peaked at 10.12 GiB, over the 9.48 GiB bound; the children's figures are recorded as `ort` and
+    `reference_ort`). Speed, when asked, is timed in the child on the whole graph (which maps all of it), so
+    speeds are not interleaved. A candidate that is not an ONNX graph file (auto's in-memory search, other
+    kinds) opens in this process, low-memory."""
 
     def __init__(self, ctx, eval_texts: list[str], max_length: int, measure_speed: bool, speed_tokens: int,
                  one_at_a_time: bool = False):
