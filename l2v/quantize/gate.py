@@ -37,6 +37,11 @@ class Gate:
         return self.ctx.batches(self.texts, self.max_length, batch=32)
 
     @cached_property
+    def speed_pair(self) -> tuple:
+        """The batch-1 and batch-32 Batches every graph is timed on (tokenized once)."""
+        return speed_batches(self.ctx, self.texts, self.speed_tokens)
+
+    @cached_property
     def reference_backend(self):
         return open_backend(self.ctx.artifact, self.ctx.source_name, self.options)
 
@@ -55,7 +60,7 @@ class Gate:
 
         timing = None
         if self.measure_speed:
-            timing = tuple(b.as_dict() for b in speed_batches(self.ctx, self.texts, self.speed_tokens))
+            timing = tuple(b.as_dict() for b in self.speed_pair)
         try:
             out, report = run_in_child(path, [b.as_dict() for b in self.batches], self.output, workdir,
                                        timing=timing)
@@ -101,7 +106,7 @@ class Gate:
             if simulates:  # e.g. a trt variant's graph on ONNX Runtime: its speed says nothing of TensorRT's
                 out["measured_on"] = f"ONNX Runtime (CPU), standing in for {simulates}"
             if self.measure_speed and not simulates:
-                b1, b32 = speed_batches(self.ctx, self.texts, self.speed_tokens)
+                b1, b32 = self.speed_pair
                 if self.one_at_a_time:
                     t = {"ref": self._ref_speed, **speed({"variant": backend}, b1, b32, min_seconds=1.0, max_reps=5)}
                     note = "the reference timed before, alone (graphs too large to hold two)"
@@ -125,8 +130,8 @@ class Gate:
         out = {**fidelity(reference, got), **self._common(built, tmp), "session": "low-memory, child process",
                "ort": _ort(report), "reference_ort": self._ref_ort}
         if self.measure_speed and report.get("speed") and self._ref_speed:
-            tokens = speed_batches(self.ctx, self.texts, self.speed_tokens)[1].input_ids.shape[1]
-            out["speed"] = self._speed_figures(report["speed"], self._ref_speed, int(tokens),
+            out["speed"] = self._speed_figures(report["speed"], self._ref_speed,
+                                               int(self.speed_pair[1].input_ids.shape[1]),
                                                "median ms per call, each graph timed alone in its own ONNX "
                                                "Runtime child process (graphs too large to hold two)")
         return out
