@@ -164,11 +164,13 @@ def ensure_variants(art_path: Path, args) -> dict:
 
     have = set(open_artifact(art_path).manifest.variants)
     status = {}
-    for b, v in L2V_VARIANTS:
+    for b, v in args.variants:
         if v in have or not wanted(args, f"{b}/{v}"):
             status[v] = None
-        elif not args.build:
-            status[v] = f"missing: run l2v-quantize {art_path} --quant {BUILD_SPECS[v]} (or pass --build)"
+        elif not args.build or v not in BUILD_SPECS:
+            spec = BUILD_SPECS.get(v, f"METHOD:name={v},...")
+            status[v] = f"missing: run l2v-quantize {art_path} --quant {spec}"
+            status[v] += " (or pass --build)" if v in BUILD_SPECS else ""
         else:
             from l2v.quantize import quantize_artifact
 
@@ -190,8 +192,9 @@ def measure_model(name: str, art_path: Path, args, work: Path) -> dict:
     texts, order, batches = corpus_batches(art, args.docs, args.max_tokens, args.data_dir)
     bfile = work / f"{name}_batches.npz"
     save_batches(batches, bfile)
-    engines = [(b, v) for b, v in [("hf", "fp32")] + L2V_VARIANTS if status.get(v) is None and wanted(args, f"{b}/{v}")]
-    rows = {f"{b}/{v}": {"engine": f"{b}/{v}", "skipped": status[v]} for b, v in L2V_VARIANTS if status.get(v)}
+    engines = [(b, v) for b, v in [("hf", "fp32")] + args.variants
+               if status.get(v) is None and wanted(args, f"{b}/{v}")]
+    rows = {f"{b}/{v}": {"engine": f"{b}/{v}", "skipped": status[v]} for b, v in args.variants if status.get(v)}
     emb = {}
     for b, v in engines:
         label = f"{b}/{v}"
@@ -360,6 +363,10 @@ def parse(argv=None):
     p.add_argument("--data-dir", default=None, help="the dir holding bbcnews/ (default: L2V_DATA_DIR)")
     p.add_argument("--engines", default="", help="comma list of l2v engine labels to run (default all: hf/fp32, "
                    "ort/fp32, ort/int8-smooth, ort/w8, ov/ov-fp32, ov/ov-int8); ort/fp32 is the recall reference")
+    p.add_argument("--variants", default=",".join(f"{b}/{v}" for b, v in L2V_VARIANTS),
+                   help="comma list of BACKEND/VARIANT rows besides hf/fp32 (BACKEND: ort or ov; "
+                   "default: %(default)s); "
+                   "name an artifact's own variants, e.g. ov/ov-int8-acc for an ov-int8 built with name=ov-int8-acc")
     p.add_argument("--build", action="store_true", help="build missing variants (int8-smooth, w8, ov-fp32, ov-int8)")
     p.add_argument("--no-verify", action="store_true", help="--build without checking the files' sha256 (an "
                    "artifact of schema 1 has none recorded)")
@@ -372,6 +379,11 @@ def parse(argv=None):
     args = p.parse_args(argv)
     args.batch_sizes = [int(x) for x in args.batch_sizes.split(",")]
     args.engines = [e for e in args.engines.split(",") if e]
+    args.variants = [tuple(x.split("/", 1)) for x in args.variants.split(",") if x]
+    bad = [b for b, *_ in args.variants if b not in ("ort", "ov")] + [x for x in args.variants if len(x) != 2]
+    if bad or ("ort", "fp32") not in args.variants:
+        p.error(f"--variants needs BACKEND/VARIANT items with BACKEND ort or ov, and ort/fp32 (the recall "
+                f"reference); got {bad or args.variants}")
     args.models = dict(kv.split("=", 1) for kv in args.models.split(","))
     return args
 

@@ -94,6 +94,7 @@ def rank_layers_layerwise(layerwise, batches: list, outliers: dict | None = None
                      for n, m in linears.items()}
             with replaced_forward(fakes):
                 streams[i] = [layerwise.call(layer, h, calls[j], i) for j, h in enumerate(hidden)]
+            del fakes  # layer i's fake-quantized weights (a layer in fp32): not alive while layer i+1 loads
             hidden = [layerwise.call(layer, h, calls[j], i) for j, h in enumerate(hidden)]
         finally:
             layerwise.release(i)

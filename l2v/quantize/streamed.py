@@ -31,8 +31,17 @@ CHUNK = 64 << 20
 
 
 def applies(ctx) -> bool:
-    """Quantize layer-streamed when the source graph keeps its weights in external data."""
-    return onnx_graph.has_external_data(ctx.source_path)
+    """Quantize layer-streamed when the export streams (it hands over its layer-by-layer model), or the artifact
+    was exported layer by layer (its resource plan says "stream"), or — an artifact with no plan recorded — its
+    graph keeps the weights in external data and there are no torch/ weights. A model exported in memory whose
+    fp32 graph merely passed the external-data size (Qwen2.5-0.5B: 1.98 GB) quantizes in memory, with every
+    method."""
+    if ctx.layerwise is not None:
+        return True
+    if not onnx_graph.has_external_data(ctx.source_path):
+        return False
+    path = (ctx.manifest.timings or {}).get("resource_plan", {}).get("path")
+    return path == "stream" if path else not ctx.manifest.variants_of("torch")
 
 
 # ---------------------------------------------------------------- reading weights without a memory map

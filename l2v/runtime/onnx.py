@@ -2,6 +2,7 @@
 onnxruntime-gpu). `session()` is the one place sessions are made (runtime, validation, gate, bench)."""
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +17,13 @@ def _first_line(e: Exception) -> str:
 
 
 def session(model, threads: int | None = None, providers=None, spinning: bool = True, low_memory: bool = False,
-            data_dir: Path | None = None, prepack: bool = True):
+            data_dir: Path | None = None, prepack: bool = True, profiling: bool = False):
     """An `InferenceSession` from a path, an in-memory `onnx.ModelProto` or its serialized bytes. `spinning=False`
     stops idle worker threads from spinning (measurements on shared machines). `low_memory=True`: the options of
     `low_memory_options` (the validation child of streamed exports). `data_dir`: where the external data of an
     in-memory model lies. `prepack=False`: kernels do not copy constant weights into their own layouts when the
-    session opens (an fp32 or int8 graph opened only to show that it loads: no copy of its weights). ORT's own
+    session opens (an fp32 or int8 graph opened only to show that it loads: no copy of its weights).
+    `profiling=True`: ORT writes a per-node trace (`sess.end_profiling()` returns its path). ORT's own
     load errors (a truncated or edited file) become an `ArtifactError` naming
     the file."""
     import onnxruntime as ort
@@ -35,6 +37,9 @@ def session(model, threads: int | None = None, providers=None, spinning: bool = 
         low_memory_options(so)
     if not prepack:
         so.add_session_config_entry("session.disable_prepacking", "1")
+    if profiling:
+        so.enable_profiling = True
+        so.profile_file_prefix = str(Path(tempfile.gettempdir()) / "l2v_ort_profile")
     if data_dir is not None:
         so.add_session_config_entry("session.model_external_initializers_file_folder_path", str(data_dir))
     if isinstance(model, (str, Path)):
