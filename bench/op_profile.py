@@ -83,8 +83,8 @@ def ov_profile(path: Path, batch, calls: int, threads) -> dict:
         for info in req.profiling_info:
             if info.status.name != "EXECUTED":
                 continue
-            key = info.node_type
-            if any(tag in info.exec_type.lower() for tag in ("i8", "u8")):
+            key = info.node_type  # int8 compute: a FullyConnected / MatMul kernel on i8/u8 (not a u8 mask op)
+            if key.startswith(("FullyConnected", "MatMul")) and any(t in info.exec_type.lower() for t in ("i8", "u8")):
                 key, _ = f"{key} (int8)", int8.add(f"{key} (int8)")
             per_op[key] += info.real_time.total_seconds() * 1e3 / calls
     return {"ops": dict(per_op), "wall_ms": 1e3 * float(np.median(walls)), "int8_ops": sorted(int8)}
