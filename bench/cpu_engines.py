@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -397,6 +398,8 @@ def main(argv=None) -> int:
         return child(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    # a kill (timeout, Ctrl-C) unwinds: the temporary embeddings and batches are removed, not left in /tmp
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     load_before = load_average()
     result = {"meta": {"command": " ".join([Path(sys.executable).name] + sys.argv), "cores": os.cpu_count(),
                        "cpu": cpu_name(), "load_before": load_before,
