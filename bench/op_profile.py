@@ -84,8 +84,10 @@ def ov_profile(path: Path, batch, calls: int, threads) -> dict:
             if info.status.name != "EXECUTED":
                 continue
             key = info.node_type  # int8 compute: a FullyConnected / MatMul kernel on i8/u8 (not a u8 mask op)
-            if key.startswith(("FullyConnected", "MatMul")) and any(t in info.exec_type.lower() for t in ("i8", "u8")):
-                key, _ = f"{key} (int8)", int8.add(f"{key} (int8)")
+            low = info.exec_type.lower()
+            if key.startswith(("FullyConnected", "MatMul")) and ("i8" in low or "u8" in low):
+                key = f"{key} (int8)"
+                int8.add(key)
             per_op[key] += info.real_time.total_seconds() * 1e3 / calls
     return {"ops": dict(per_op), "wall_ms": 1e3 * float(np.median(walls)), "int8_ops": sorted(int8)}
 
@@ -106,8 +108,8 @@ def profile_engine(art, engine: str, batch, calls: int, threads) -> dict:
     r = fn(path, batch, calls, threads)
     total = sum(r["ops"].values())
     r["node_ms"] = total
-    r["ops"] = dict(sorted(((k, round(v, 2)) for k, v in r["ops"].items()), key=lambda kv: -kv[1]))
-    r["share"] = {k: round(v / total, 4) for k, v in r["ops"].items()}
+    r["ops"] = dict(sorted(r["ops"].items(), key=lambda kv: -kv[1]))  # unrounded: the report rounds
+    r["share"] = {k: v / total for k, v in r["ops"].items()}
     return r
 
 
@@ -131,8 +133,8 @@ def markdown(res: dict) -> str:
                      + " | ".join(cells) + " |")
     rest = [sum(v for k, v in res["engines"][e]["ops"].items() if k not in top) for e in engines]
     lines.append("| other | " + " | ".join(f"{x:.0f}" for x in rest) + " |")
-    lines.append("| **sum of node time** | " + " | ".join(f"{res['engines'][e]['node_ms']:.0f}" for e in engines) + " |")
-    lines.append("| **wall per call** | " + " | ".join(f"{res['engines'][e]['wall_ms']:.0f}" for e in engines) + " |")
+    for label, key in (("**sum of node time**", "node_ms"), ("**wall per call**", "wall_ms")):
+        lines.append(f"| {label} | " + " | ".join(f"{res['engines'][e][key]:.0f}" for e in engines) + " |")
     for e, r in res["engines"].items():
         if "error" in r:
             lines.append(f"\n{e}: {r['error']}")
