@@ -10,7 +10,7 @@ infer request's `profiling_info` (real time per executed node; the CPU plugin fu
 are its own: FullyConnected, MatMul, ...). Per engine: ms per call per op type (int8 kernels marked), its share
 of the summed node time, and the wall time per call. The profiling itself slows a call a little; compare
 shares, and take speed from bench/cpu_engines.py. The load average is recorded before and after.
-Output: OUT/op_profile.json, .md (one table per engine + one op-type x engine table) and .png (stacked bars).
+Output: OUT/op_profile.json, .md (one op-type x engine table) and .png (stacked bars).
 """
 from __future__ import annotations
 
@@ -27,18 +27,11 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from cpu_engines import load_average, log  # noqa: E402
+from cpu_engines import load_average, log, versions  # noqa: E402
+from ov_int8_variants import speed_batch as full_batch  # noqa: E402  (rows of exactly max_tokens tokens)
 
 INT8_ORT = {"MatMulInteger", "DynamicQuantizeLinear", "QuantizeLinear", "DequantizeLinear", "MatMulNBits",
             "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "QLinearMatMul"}
-
-
-def full_batch(art, batch: int, max_tokens: int):
-    """`batch` rows of exactly `max_tokens` tokens of real text (l2v's packaged texts, joined)."""
-    from l2v.quantize.texts import default_eval_texts
-
-    pre = art.preprocessor(max_tokens)
-    return pre.pad(pre.rows([" ".join(default_eval_texts())] * batch))
 
 
 def ort_profile(path: Path, batch, calls: int, threads) -> dict:
@@ -179,8 +172,6 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     art = open_artifact(args.artifact)
     batch = full_batch(art, args.batch, args.max_tokens)
-    from cpu_engines import versions
-
     res = {"meta": {"command": " ".join([Path(sys.executable).name] + sys.argv), "artifact": str(args.artifact),
                     "batch": args.batch, "tokens": int(batch["input_ids"].shape[1]), "calls": args.calls,
                     "cpu": cpu_name(), "cores": os.cpu_count(), "load_before": load_average(),
