@@ -102,6 +102,12 @@ class Int8SmoothConfig(QuantConfig):
     kernel="nbits": int8 weights per block of `block_size` input channels x int8 activations per token
     and block (MatMulNBits, accuracy_level 4): more accurate, but not faster than fp32 on ORT's CPU;
     kernel="integer": ORT dynamic MatMulInteger (uint8 activations with one scale per *tensor*).
+    fused (kernel "token"): the graph form. True: one QuantizeLinear per activation tensor and
+    MatMulIntegerToFloat (an ONNX Runtime com.microsoft op); False: the same arithmetic in standard ONNX
+    ops only (MatMulInteger and element-wise ops), slower on ORT (measured, docs/quantization.md).
+    reduce_range (kernel "token"): 7-bit weights (|q| <= 63). ORT's u8 x s8 GEMM on x86 CPUs without VNNI
+    adds pairs of products in saturating int16 (vpmaddubsw), which clips with 8-bit weights; 7 bits never
+    saturate (ORT's quantize_dynamic has the same option). Measured in docs/quantization.md.
     """
     method: ClassVar[str] = "int8-smooth"
     name: str | None = None
@@ -115,6 +121,8 @@ class Int8SmoothConfig(QuantConfig):
     keep_fp32: list = field(default_factory=list)
     calib_texts: int = 128
     calib_max_length: int = 128
+    fused: bool = True
+    reduce_range: bool = False
 
     @property
     def outliers(self) -> int:
@@ -135,6 +143,12 @@ class Int8SmoothConfig(QuantConfig):
                              hint="drop outlier_channels, or use kernel=token")
         if not isinstance(self.keep_sensitive, int) or self.keep_sensitive < 0:
             raise InputError(f"keep_sensitive={self.keep_sensitive!r} must be an integer >= 0")
+        for flag in ("fused", "reduce_range"):
+            if not isinstance(getattr(self, flag), bool):
+                raise InputError(f"{flag}={getattr(self, flag)!r} must be true or false")
+        if self.reduce_range and self.kernel != "token":
+            raise InputError(f"reduce_range=true needs kernel=token (kernel={self.kernel!r})",
+                             hint="drop reduce_range, or use kernel=token")
         _choice(self.block_size, (16, 32, 64, 128, 256), "block_size")
         _check_keep(self.keep_fp32)
         _check_calib(self)

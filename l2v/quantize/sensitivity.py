@@ -43,6 +43,8 @@ def kernel_arithmetic(kernel: str = "token", block_size: int = 32, act_amax: flo
                 lambda w: fake_quant_blocks(w, block_size, 8, axis=1))
     if kernel == "tensor":
         return (lambda x: fake_quant(x, axis=tuple(range(x.ndim)), eps=1e-8)), (lambda w: fake_quant(w, axis=1))
+    if kernel == "token7":  # int8-smooth with reduce_range: 7-bit weights
+        return (lambda x: fake_quant(x, axis=-1, eps=1e-8)), (lambda w: fake_quant(w, axis=1, qmax=63.0))
     return (lambda x: fake_quant(x, axis=-1, eps=1e-8)), (lambda w: fake_quant(w, axis=1))
 
 

@@ -118,6 +118,11 @@ def sensitive_layers(ctx, cfg, folded: dict, outliers: dict | None = None,
     return ctx.cache[key]
 
 
+def ranking_kernel(cfg) -> str:
+    """The arithmetic the sensitivity ranking simulates: the config's kernel, 7-bit weights with reduce_range."""
+    return "token7" if cfg.kernel == "token" and cfg.reduce_range else cfg.kernel
+
+
 def _recipe_key(cfg) -> tuple:
     return (cfg.smoothing, float(cfg.alpha), cfg.smooth_down_proj, cfg.outliers)
 
@@ -143,14 +148,14 @@ def build_smoothed(ctx, cfg: Int8SmoothConfig, keep_units: int | None = None):
     patterns = list(cfg.keep_fp32)
     k = cfg.keep_sensitive if keep_units is None else keep_units
     if k:
-        ranked = sensitive_layers(ctx, cfg, folded, by_module(model, outliers))
+        ranked = sensitive_layers(ctx, cfg, folded, by_module(model, outliers), kernel=ranking_kernel(cfg))
         kept = [u for u, _ in ranked[:k]]
         arch = arch_of(ctx.torch_model.config)
         patterns += [p for u in kept for p in arch.unit_patterns(u)]
         facts["kept_layers"] = kept
     keep = graph.node_names(model, patterns)
     if cfg.kernel == "token":
-        q = per_token_int8(model, keep, outliers=outliers)
+        q = per_token_int8(model, keep, reduce_range=cfg.reduce_range, outliers=outliers, fused=cfg.fused)
         facts["activations"] = "int8 per token (dynamic), weights int8 per output channel" + (
             f", {cfg.outliers} outlier channels per tensor in fp32" if outliers else "")
     elif cfg.kernel == "nbits":

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from l2v.artifact import variant_file
-from l2v.numerics import INT8_MAX
 from l2v.quantize import graph as onnx_graph
+from l2v.quantize import w8a8
 from l2v.quantize.registry import Built
 
 MS_DOMAIN = "com.microsoft"
@@ -283,9 +283,66 @@ def nbits_rewrite(model, chosen: list[tuple], bits_of, block: int, symmetric: bo
 
 
 # ---------------------------------------------------------------- int8-smooth: per-token W8A8
-def per_token_int8(model, chosen: list[tuple], outliers: dict) -> int:
+class _Shared:
+    """w8a8's shared constants, each registered in the graph on its first use."""
+
+    def __init__(self, g):
+        self.g = g
+
+    def __getitem__(self, name: str):
+        v = self.g.initializers.get(name)
+        return v if v is not None else _const(self.g, name, w8a8.CONSTANTS[name])
+
+
+def _token_quant(g, p: str, x, width: int, fused: bool) -> tuple[list, object, object]:
+    """w8a8's per-token uint8 quantization of `x` [..., width] (its graph form): (nodes, x_q, s_x)."""
+    import onnx_ir as ir
+
+    c = _Shared(g)
+    act = [ir.node("Abs", [x], name=f"{p}_abs")]
+    act.append(ir.node("ReduceMax", [act[-1].outputs[0], c["l2v_pt_axes"]], {"keepdims": 1}, name=f"{p}_amax"))
+    act.append(ir.node("Max", [act[-1].outputs[0], c["l2v_pt_eps"]], name=f"{p}_max"))
+    act.append(ir.node("Mul", [act[-1].outputs[0], c["l2v_pt_inv127"]], name=f"{p}_scale"))
+    scale = act[-1].outputs[0]
+    if not fused:
+        act.append(ir.node("Div", [x, scale], name=f"{p}_div"))
+        act.append(ir.node("Round", [act[-1].outputs[0]], name=f"{p}_round"))
+        act.append(ir.node("Add", [act[-1].outputs[0], c["l2v_pt_128f"]], name=f"{p}_shift"))
+        act.append(ir.node("Cast", [act[-1].outputs[0]], {"to": int(ir.DataType.UINT8)}, name=f"{p}_q"))
+        return act, act[-1].outputs[0], scale
+    rows = _const(g, f"{p}_rows", np.array([-1, width], dtype=np.int64))
+    x2 = ir.node("Reshape", [x, rows], name=f"{p}_x2")
+    s1 = ir.node("Reshape", [scale, c["l2v_pt_flat"]], name=f"{p}_s1")
+    n = ir.node("Shape", [s1.outputs[0]], name=f"{p}_n")
+    zp = ir.node("Expand", [c["l2v_pt_zp"], n.outputs[0]], name=f"{p}_zp")
+    q2 = ir.node("QuantizeLinear", [x2.outputs[0], s1.outputs[0], zp.outputs[0]], {"axis": 0}, name=f"{p}_q2")
+    shape = ir.node("Shape", [x], name=f"{p}_shape")
+    q = ir.node("Reshape", [q2.outputs[0], shape.outputs[0]], name=f"{p}_q")
+    act += [x2, s1, n, zp, q2, shape, q]
+    return act, q.outputs[0], scale
+
+
+def _token_matmul(g, name: str, o: str, q, wq, ws, scale, fused: bool) -> list:
+    """w8a8's y = (x_q - 128) @ W_q * s_x * s_w (its graph form)."""
+    import onnx_ir as ir
+
+    c = _Shared(g)
+    zp = c["l2v_pt_zp"]
+    if fused:
+        mm = ir.node("MatMulIntegerToFloat", [q, wq, c["l2v_pt_one"], ws, zp], domain=w8a8.MS_DOMAIN, name=name)
+        return [mm, ir.node("Mul", [mm.outputs[0], scale], name=f"{o}_mulx")]
+    nodes = [ir.node("MatMulInteger", [q, wq, zp], name=name)]
+    nodes.append(ir.node("Cast", [nodes[-1].outputs[0]], {"to": int(ir.DataType.FLOAT)}, name=f"{o}_cast"))
+    nodes.append(ir.node("Mul", [nodes[-1].outputs[0], scale], name=f"{o}_mulx"))
+    nodes.append(ir.node("Mul", [nodes[-1].outputs[0], ws], name=f"{o}_mulw"))
+    return nodes
+
+
+def per_token_int8(model, chosen: list[tuple], outliers: dict, fused: bool = True, reduce_range: bool = False) -> int:
     """The nodes of `w8a8.per_token_int8` for each projection in `chosen`, grouped by input tensor;
-    `outliers`: {input value name: channel indices kept in fp32}. Returns how many MatMuls."""
+    `outliers`: {input value name: channel indices kept in fp32}; `fused`: w8a8's graph form;
+    `reduce_range`: 7-bit weights (w8a8.quantize_weight).
+    Returns how many MatMuls."""
     import onnx_ir as ir
 
     from l2v.quantize.w8a8 import quantize_weight
@@ -297,11 +354,8 @@ def per_token_int8(model, chosen: list[tuple], outliers: dict) -> int:
         groups.setdefault(item[0].inputs[0].name, []).append(item)
     if not groups:  # every projection kept in fp32: no shared constants either
         return 0
-    axes = _const(g, "l2v_pt_axes", np.array([-1], dtype=np.int64))
-    eps = _const(g, "l2v_pt_eps", np.array(1e-8, dtype=np.float32))
-    inv127 = _const(g, "l2v_pt_inv127", np.array(1.0 / INT8_MAX, dtype=np.float32))
-    c128 = _const(g, "l2v_pt_128f", np.array(128.0, dtype=np.float32))
-    zp = _const(g, "l2v_pt_zp", np.array(128, dtype=np.uint8))
+    if fused:
+        model.opset_imports.setdefault(w8a8.MS_DOMAIN, 1)
     f32, f16 = ir.DataType.FLOAT, ir.DataType.FLOAT16
     for gi, (xname, items) in enumerate(groups.items()):
         p = f"l2v_pt{gi}"
@@ -313,22 +367,14 @@ def per_token_int8(model, chosen: list[tuple], outliers: dict) -> int:
             x = pre[-1].outputs[0]
         idx = np.asarray(outliers.get(xname, []), dtype=np.int64)
         xq, xo = x, None
+        width = int(items[0][2].shape[0])
         if idx.size:
-            keep = np.ones(int(items[0][2].shape[0]), dtype=np.float32)
+            keep = np.ones(width, dtype=np.float32)
             keep[idx] = 0.0
             pre.append(ir.node("Mul", [x, _const(g, f"{p}_keep", keep)], name=f"{p}_xr"))
             pre.append(ir.node("Gather", [x, _const(g, f"{p}_oidx", idx)], {"axis": -1}, name=f"{p}_xo"))
             xq, xo = pre[-2].outputs[0], pre[-1].outputs[0]
-        act = [ir.node("Abs", [xq], name=f"{p}_abs")]
-        act.append(ir.node("ReduceMax", [act[-1].outputs[0], axes], {"keepdims": 1}, name=f"{p}_amax"))
-        act.append(ir.node("Max", [act[-1].outputs[0], eps], name=f"{p}_max"))
-        act.append(ir.node("Mul", [act[-1].outputs[0], inv127], name=f"{p}_scale"))
-        scale = act[-1].outputs[0]
-        act.append(ir.node("Div", [xq, scale], name=f"{p}_div"))
-        act.append(ir.node("Round", [act[-1].outputs[0]], name=f"{p}_round"))
-        act.append(ir.node("Add", [act[-1].outputs[0], c128], name=f"{p}_shift"))
-        act.append(ir.node("Cast", [act[-1].outputs[0]], {"to": int(ir.DataType.UINT8)}, name=f"{p}_q"))
-        q = act[-1].outputs[0]
+        act, q, scale = _token_quant(g, p, xq, width, fused)
         first = True
         for j, (node, module, w) in enumerate(items):
             o = f"{p}_{j}"
@@ -341,7 +387,7 @@ def per_token_int8(model, chosen: list[tuple], outliers: dict) -> int:
                 if idx.size:
                     w_int = wf.copy()
                     w_int[idx] = 0.0
-                wq, ws = quantize_weight(w_int)  # w8a8's: symmetric int8 per output channel
+                wq, ws = quantize_weight(w_int, reduce_range)  # w8a8's: symmetric per output channel
                 return wq, ws, np.ascontiguousarray(wf[idx]) if idx.size else None
 
             key = w.name
@@ -349,10 +395,7 @@ def per_token_int8(model, chosen: list[tuple], outliers: dict) -> int:
             ws = _initializer(g, f"{w.name}_l2v_s", _lazy(cache, key, compute, 1, f"{w.name}_l2v_s", f32, (n,)))
             nodes = (pre + act) if first else []
             first = False
-            nodes.append(ir.node("MatMulInteger", [q, wq, zp], name=f"{node.name}_l2v_mmi"))
-            nodes.append(ir.node("Cast", [nodes[-1].outputs[0]], {"to": int(f32)}, name=f"{o}_cast"))
-            nodes.append(ir.node("Mul", [nodes[-1].outputs[0], scale], name=f"{o}_mulx"))
-            nodes.append(ir.node("Mul", [nodes[-1].outputs[0], ws], name=f"{o}_mulw"))
+            nodes += _token_matmul(g, f"{node.name}_l2v_mmi", o, q, wq, ws, scale, fused)
             if xo is not None:
                 wo = _initializer(g, f"{w.name}_l2v_wo", _lazy(cache, key, compute, 2, f"{w.name}_l2v_wo", f32,
                                                                 (int(idx.size), n)))
@@ -415,17 +458,18 @@ def build_int8_smooth(ctx, cfg, tmp: Path) -> Built:
         facts["outlier_channels"] = {"per_tensor": cfg.outliers, "tensors": len(outliers)}
     patterns = list(cfg.keep_fp32)
     if cfg.keep_sensitive:
-        from l2v.quantize.smooth import sensitive_layers
+        from l2v.quantize.smooth import ranking_kernel, sensitive_layers
 
         by_module = {mod: outliers[node.inputs[0].name] for node, mod, _ in items if node.inputs[0].name in outliers}
-        kept = [u for u, _ in sensitive_layers(ctx, cfg, {}, by_module)[:cfg.keep_sensitive]]
+        ranked = sensitive_layers(ctx, cfg, {}, by_module, kernel=ranking_kernel(cfg))
+        kept = [u for u, _ in ranked[:cfg.keep_sensitive]]
         arch = arch_of(ctx.config)
         patterns += [p for u in kept for p in arch.unit_patterns(u)]
         facts["kept_layers"] = kept
     chosen = [it for it in items if not (patterns and onnx_graph.matches(it[1], patterns))]
     ctx.progress(f"{cfg.variant}: {len(chosen)} MatMuls to int8 ({cfg.kernel}), written one weight at a time")
     if cfg.kernel == "token":
-        per_token_int8(model, chosen, outliers)
+        per_token_int8(model, chosen, outliers, fused=cfg.fused, reduce_range=cfg.reduce_range)
         facts["activations"] = "int8 per token (dynamic), weights int8 per output channel" + (
             f", {cfg.outliers} outlier channels per tensor in fp32" if outliers else "")
     else:  # nbits

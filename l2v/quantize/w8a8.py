@@ -10,6 +10,13 @@ padding included), which the outlier channels and outlier tokens of an LLM ruin.
 
 (On CPUs without VNNI, `reduce_range` keeps weights in 7 bits to avoid u8 x s8 saturation.)
 
+Two graph forms of the same arithmetic (`fused`):
+- fused (default, ONNX Runtime): x_q = one per-axis QuantizeLinear over x viewed as [tokens, K] (scale and
+  zero point per row), and y = MatMulIntegerToFloat(x_q, W_q, 1, s_w, 128) * s_x (com.microsoft: the
+  int32 -> float conversion and s_w happen in the GEMM's output loop). 2 full-size passes per input
+  tensor + 1 per projection instead of 5 + 3; x_q is bitwise the same, y equal to float rounding.
+- unfused: Div / Round / Add / Cast and MatMulInteger / Cast / Mul / Mul, standard ONNX only.
+
 Outlier channels (LLM.int8()-style decomposition): where `outliers` names input channels O of a tensor,
 those channels are taken out before the scale is computed and go through a small fp32 MatMul,
 
@@ -24,6 +31,19 @@ import numpy as np
 
 from l2v.numerics import INT8_MAX, absmax_scale, quantize
 from l2v.quantize import graph
+
+
+MS_DOMAIN = "com.microsoft"
+# the graph constants every per-token group shares (names are part of the graph form)
+CONSTANTS = {
+    "l2v_pt_axes": np.array([-1], dtype=np.int64),
+    "l2v_pt_eps": np.array(1e-8, dtype=np.float32),
+    "l2v_pt_inv127": np.array(1.0 / INT8_MAX, dtype=np.float32),
+    "l2v_pt_128f": np.array(128.0, dtype=np.float32),
+    "l2v_pt_zp": np.array(128, dtype=np.uint8),
+    "l2v_pt_one": np.array(1.0, dtype=np.float32),
+    "l2v_pt_flat": np.array([-1], dtype=np.int64),
+}
 
 
 def quantize_weight(w: np.ndarray, reduce_range: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -46,37 +66,72 @@ def _outlier_nodes(p: str, x: str, idx: np.ndarray, width: int, add) -> tuple[li
     return nodes, f"{p}_xr", f"{p}_xo"
 
 
-def per_token_int8(model, exclude=(), reduce_range: bool = False, outliers: dict | None = None):
-    """Rewrite every projection MatMul not in `exclude` (node names) in place; returns `model`.
-    `outliers`: {input tensor name: channel indices} kept in fp32 (see the module docstring)."""
+def _activation_nodes(p: str, x: str, width: int, fused: bool, add) -> tuple[list, str, str]:
+    """Per-token uint8 quantization of `x` [..., width]: (nodes, x_q, s_x [..., 1])."""
     from onnx import TensorProto, helper, numpy_helper
+
+    scale = f"{p}_scale"
+    nodes = [
+        helper.make_node("Abs", [x], [f"{p}_abs"], name=f"{p}_abs"),
+        helper.make_node("ReduceMax", [f"{p}_abs", "l2v_pt_axes"], [f"{p}_amax"], keepdims=1, name=f"{p}_amax"),
+        helper.make_node("Max", [f"{p}_amax", "l2v_pt_eps"], [f"{p}_amax_c"], name=f"{p}_max"),
+        helper.make_node("Mul", [f"{p}_amax_c", "l2v_pt_inv127"], [scale], name=f"{p}_scale"),
+    ]
+    if not fused:
+        return nodes + [
+            helper.make_node("Div", [x, scale], [f"{p}_div"], name=f"{p}_div"),
+            helper.make_node("Round", [f"{p}_div"], [f"{p}_round"], name=f"{p}_round"),
+            helper.make_node("Add", [f"{p}_round", "l2v_pt_128f"], [f"{p}_shift"], name=f"{p}_shift"),
+            helper.make_node("Cast", [f"{p}_shift"], [f"{p}_q"], to=TensorProto.UINT8, name=f"{p}_q"),
+        ], f"{p}_q", scale
+    add(numpy_helper.from_array(np.array([-1, width], dtype=np.int64), f"{p}_rows"))
+    return nodes + [
+        helper.make_node("Reshape", [x, f"{p}_rows"], [f"{p}_x2"], name=f"{p}_x2"),
+        helper.make_node("Reshape", [scale, "l2v_pt_flat"], [f"{p}_s1"], name=f"{p}_s1"),
+        helper.make_node("Shape", [f"{p}_s1"], [f"{p}_n"], name=f"{p}_n"),
+        helper.make_node("Expand", ["l2v_pt_zp", f"{p}_n"], [f"{p}_zp"], name=f"{p}_zp"),
+        helper.make_node("QuantizeLinear", [f"{p}_x2", f"{p}_s1", f"{p}_zp"], [f"{p}_q2"], axis=0, name=f"{p}_q2"),
+        helper.make_node("Shape", [x], [f"{p}_shape"], name=f"{p}_shape"),
+        helper.make_node("Reshape", [f"{p}_q2", f"{p}_shape"], [f"{p}_q"], name=f"{p}_q"),
+    ], f"{p}_q", scale
+
+
+def _matmul_nodes(name: str, o: str, q: str, wq: str, ws: str, scale: str, out: str, fused: bool) -> list:
+    """y = (x_q - 128) @ W_q * s_x * s_w into `out`."""
+    from onnx import TensorProto, helper
+
+    if fused:
+        return [helper.make_node("MatMulIntegerToFloat", [q, wq, "l2v_pt_one", ws, "l2v_pt_zp"], [f"{o}_fw"],
+                                 domain=MS_DOMAIN, name=name),
+                helper.make_node("Mul", [f"{o}_fw", scale], [out], name=f"{o}_mulx")]
+    return [helper.make_node("MatMulInteger", [q, wq, "l2v_pt_zp"], [f"{o}_i32"], name=name),
+            helper.make_node("Cast", [f"{o}_i32"], [f"{o}_f"], to=TensorProto.FLOAT, name=f"{o}_cast"),
+            helper.make_node("Mul", [f"{o}_f", scale], [f"{o}_fx"], name=f"{o}_mulx"),
+            helper.make_node("Mul", [f"{o}_fx", ws], [out], name=f"{o}_mulw")]
+
+
+def per_token_int8(model, exclude=(), reduce_range: bool = False, outliers: dict | None = None, fused: bool = True):
+    """Rewrite every projection MatMul not in `exclude` (node names) in place; returns `model`.
+    `outliers`: {input tensor name: channel indices} kept in fp32 (see the module docstring);
+    `fused`: the graph form (see the module docstring)."""
+    from onnx import helper, numpy_helper
 
     inits = graph.initializers(model)
     targets = [n for n, _ in graph.linear_matmuls(model) if n.name not in set(exclude)]
     add = model.graph.initializer.append
-    add(numpy_helper.from_array(np.array([-1], dtype=np.int64), "l2v_pt_axes"))
-    add(numpy_helper.from_array(np.array(1e-8, dtype=np.float32), "l2v_pt_eps"))
-    add(numpy_helper.from_array(np.array(1.0 / 127.0, dtype=np.float32), "l2v_pt_inv127"))
-    add(numpy_helper.from_array(np.array(128.0, dtype=np.float32), "l2v_pt_128f"))
-    add(numpy_helper.from_array(np.array(128, dtype=np.uint8), "l2v_pt_zp"))
+    for name, value in CONSTANTS.items():
+        add(numpy_helper.from_array(value, name))
+    if fused and not any(o.domain == MS_DOMAIN for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
     new_nodes: dict[str, list] = {}  # consumer name -> nodes to put in its place
     for g, (x, consumers) in enumerate(graph.groups_by_input(model, targets).items()):
         p = f"l2v_pt{g}"
         idx = np.asarray((outliers or {}).get(x, []), dtype=np.int64)
+        width = inits[consumers[0].input[1]].dims[0]
         split, xq, xo = [], x, None
         if idx.size:
-            width = inits[consumers[0].input[1]].dims[0]
             split, xq, xo = _outlier_nodes(p, x, idx, width, add)
-        act = split + [
-            helper.make_node("Abs", [xq], [f"{p}_abs"], name=f"{p}_abs"),
-            helper.make_node("ReduceMax", [f"{p}_abs", "l2v_pt_axes"], [f"{p}_amax"], keepdims=1, name=f"{p}_amax"),
-            helper.make_node("Max", [f"{p}_amax", "l2v_pt_eps"], [f"{p}_amax_c"], name=f"{p}_max"),
-            helper.make_node("Mul", [f"{p}_amax_c", "l2v_pt_inv127"], [f"{p}_scale"], name=f"{p}_scale"),
-            helper.make_node("Div", [xq, f"{p}_scale"], [f"{p}_div"], name=f"{p}_div"),
-            helper.make_node("Round", [f"{p}_div"], [f"{p}_round"], name=f"{p}_round"),
-            helper.make_node("Add", [f"{p}_round", "l2v_pt_128f"], [f"{p}_shift"], name=f"{p}_shift"),
-            helper.make_node("Cast", [f"{p}_shift"], [f"{p}_q"], to=TensorProto.UINT8, name=f"{p}_q"),
-        ]
+        act, q_name, scale = _activation_nodes(p, xq, width, fused, add)
         for j, c in enumerate(consumers):
             w = numpy_helper.to_array(inits[c.input[1]]).astype(np.float32)
             w_int = w
@@ -88,18 +143,13 @@ def per_token_int8(model, exclude=(), reduce_range: bool = False, outliers: dict
             add(numpy_helper.from_array(q, wq))
             add(numpy_helper.from_array(s, ws))
             o = f"{p}_{j}"
-            nodes = act if j == 0 else []
-            nodes = nodes + [
-                helper.make_node("MatMulInteger", [f"{p}_q", wq, "l2v_pt_zp"], [f"{o}_i32"], name=f"{c.name}_l2v_mmi"),
-                helper.make_node("Cast", [f"{o}_i32"], [f"{o}_f"], to=TensorProto.FLOAT, name=f"{o}_cast"),
-                helper.make_node("Mul", [f"{o}_f", f"{p}_scale"], [f"{o}_fx"], name=f"{o}_mulx"),
-            ]
+            nodes = (split + act) if j == 0 else []
             if xo is None:
-                nodes.append(helper.make_node("Mul", [f"{o}_fx", ws], [c.output[0]], name=f"{o}_mulw"))
+                nodes = nodes + _matmul_nodes(f"{c.name}_l2v_mmi", o, q_name, wq, ws, scale, c.output[0], fused)
             else:
                 add(numpy_helper.from_array(w[idx], f"{c.input[1]}_l2v_wo"))
-                nodes += [helper.make_node("Mul", [f"{o}_fx", ws], [f"{o}_yq"], name=f"{o}_mulw"),
-                          helper.make_node("MatMul", [xo, f"{c.input[1]}_l2v_wo"], [f"{o}_yo"], name=f"{o}_mmo"),
+                nodes = nodes + _matmul_nodes(f"{c.name}_l2v_mmi", o, q_name, wq, ws, scale, f"{o}_yq", fused)
+                nodes += [helper.make_node("MatMul", [xo, f"{c.input[1]}_l2v_wo"], [f"{o}_yo"], name=f"{o}_mmo"),
                           helper.make_node("Add", [f"{o}_yq", f"{o}_yo"], [c.output[0]], name=f"{o}_add")]
             new_nodes[c.name] = nodes
     out = []

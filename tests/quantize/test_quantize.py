@@ -12,8 +12,10 @@ TABLE = {
     "fp16": ("MatMul", 18),
     "bf16": ("Cast", None),
     "int8-dynamic": ("MatMulInteger", 14),
-    "int8-smooth": ("MatMulInteger", 14),
-    "int8-smooth:smoothing=true,outlier_channels=0": ("MatMulInteger", 14),
+    "int8-smooth": ("MatMulIntegerToFloat", 14),
+    "int8-smooth:fused=false": ("MatMulInteger", 14),
+    "int8-smooth:reduce_range=true": ("MatMulIntegerToFloat", 14),
+    "int8-smooth:smoothing=true,outlier_channels=0": ("MatMulIntegerToFloat", 14),
     "int8-smooth:kernel=nbits": ("MatMulNBits", 14),
     "int8-smooth:kernel=integer": ("DynamicQuantizeLinear", None),
     "w8": ("MatMulNBits", 14),
@@ -22,7 +24,7 @@ TABLE = {
     "w4:algorithm=rtn": ("MatMulNBits", 14),
     "w4:keep_8bit=self_attn": ("MatMulNBits", 14),
     "auto": ("chosen", 14),  # the op of the kernel the search chose
-    "auto:kernels=token": ("MatMulInteger", 14),
+    "auto:kernels=token": ("MatMulIntegerToFloat", 14),
     "auto:kernels=nbits": ("MatMulNBits", 14),
     "bnb-int8": (None, None),
     "bnb-nf4": (None, None),
@@ -71,7 +73,7 @@ def test_method_builds_a_valid_variant(spec, artifact, texts):
     op, count = TABLE[spec]
     if op == "chosen":
         assert set(facts["search"]) == {"token", "nbits"} and facts["chosen_kernel"] in facts["search"]
-        op = {"token": "MatMulInteger", "nbits": "MatMulNBits"}[facts["chosen_kernel"]]
+        op = {"token": "MatMulIntegerToFloat", "nbits": "MatMulNBits"}[facts["chosen_kernel"]]
     ops = [n.op_type for n in model.graph.node]
     if count is not None:  # projections kept in fp32 (int8-smooth's most sensitive units) are not quantized
         assert ops.count(op) == count - facts.get("kept_fp32", 0)
@@ -116,7 +118,8 @@ def test_config_json_round_trip():
                                  "auto:kernels=integer", "ov-int8:mode=fast", "ov-int8:smoothquant_alpha=0",
                                  "ov-int8:preset=fast", "ov-int8:max_drop=0.1", "ov-int8:mode=accuracy,max_drop=2",
                                  "ov-int8:keep_sensitive=-1", "ov-int8:ranking_batches=0",
-                                 "ov-int8:quantize_attention=maybe", "ov-int8:mode=weights,quantize_attention=true"])
+                                 "ov-int8:quantize_attention=maybe", "ov-int8:mode=weights,quantize_attention=true",
+                                 "int8-smooth:fused=maybe", "int8-smooth:kernel=nbits,reduce_range=true"])
 def test_bad_specs_are_input_errors(bad):
     with pytest.raises(InputError) as e:
         parse_method(bad)
