@@ -156,7 +156,8 @@ def build_smoothed(ctx, cfg: Int8SmoothConfig, keep_units: int | None = None):
     keep = graph.node_names(model, patterns)
     if cfg.kernel == "token":
         q = per_token_int8(model, keep, reduce_range=cfg.reduce_range, outliers=outliers, fused=cfg.fused)
-        facts["activations"] = "int8 per token (dynamic), weights int8 per output channel" + (
+        weights = "7-bit" if cfg.reduce_range else "int8"
+        facts["activations"] = f"int8 per token (dynamic), weights {weights} per output channel" + (
             f", {cfg.outliers} outlier channels per tensor in fp32" if outliers else "")
     elif cfg.kernel == "nbits":
         q = nbits_quantize(model, 8, cfg.block_size, True, 4, keep)

@@ -470,7 +470,8 @@ def build_int8_smooth(ctx, cfg, tmp: Path) -> Built:
     ctx.progress(f"{cfg.variant}: {len(chosen)} MatMuls to int8 ({cfg.kernel}), written one weight at a time")
     if cfg.kernel == "token":
         per_token_int8(model, chosen, outliers, fused=cfg.fused, reduce_range=cfg.reduce_range)
-        facts["activations"] = "int8 per token (dynamic), weights int8 per output channel" + (
+        weights = "7-bit" if cfg.reduce_range else "int8"
+        facts["activations"] = f"int8 per token (dynamic), weights {weights} per output channel" + (
             f", {cfg.outliers} outlier channels per tensor in fp32" if outliers else "")
     else:  # nbits
         nbits_rewrite(model, chosen, lambda m: 8, cfg.block_size, True, 4)
