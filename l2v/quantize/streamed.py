@@ -26,7 +26,7 @@ from l2v.quantize import graph as onnx_graph
 from l2v.quantize import w8a8
 from l2v.quantize.registry import Built
 
-MS_DOMAIN = "com.microsoft"
+MS_DOMAIN = w8a8.MS_DOMAIN
 CHUNK = 64 << 20
 
 
@@ -329,7 +329,7 @@ def _token_matmul(g, name: str, o: str, q, wq, ws, scale, fused: bool) -> list:
     c = _Shared(g)
     zp = c["l2v_pt_zp"]
     if fused:
-        mm = ir.node("MatMulIntegerToFloat", [q, wq, c["l2v_pt_one"], ws, zp], domain=w8a8.MS_DOMAIN, name=name)
+        mm = ir.node("MatMulIntegerToFloat", [q, wq, c["l2v_pt_one"], ws, zp], domain=MS_DOMAIN, name=name)
         return [mm, ir.node("Mul", [mm.outputs[0], scale], name=f"{o}_mulx")]
     nodes = [ir.node("MatMulInteger", [q, wq, zp], name=name)]
     nodes.append(ir.node("Cast", [nodes[-1].outputs[0]], {"to": int(ir.DataType.FLOAT)}, name=f"{o}_cast"))
@@ -355,7 +355,7 @@ def per_token_int8(model, chosen: list[tuple], outliers: dict, fused: bool = Tru
     if not groups:  # every projection kept in fp32: no shared constants either
         return 0
     if fused:
-        model.opset_imports.setdefault(w8a8.MS_DOMAIN, 1)
+        model.opset_imports.setdefault(MS_DOMAIN, 1)
     f32, f16 = ir.DataType.FLOAT, ir.DataType.FLOAT16
     for gi, (xname, items) in enumerate(groups.items()):
         p = f"l2v_pt{gi}"
