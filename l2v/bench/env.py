@@ -7,17 +7,12 @@ import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from l2v.runtime.cpu import cpu_name
+
 PACKAGES = ("l2v-export", "torch", "transformers", "onnxruntime", "onnxruntime-gpu", "onnx", "numpy",
             "scikit-learn", "scipy", "tensorrt", "triton", "openvino", "nncf")
 
 
-def cpu_name() -> str:
-    info = Path("/proc/cpuinfo")
-    if info.is_file():
-        for line in info.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def memory_gb() -> float | None:

@@ -122,8 +122,11 @@ class Gate:
 
     def _common(self, built, tmp: Path) -> dict:
         files = built.variant.files
+        from l2v.runtime.cpu import describe
+
         return {"size_bytes": sum((Path(tmp) / r.path).stat().st_size for r in files) if files else None,
-                "reference": self.ctx.source_name, "reference_size_bytes": graph_bytes(self.ctx.source_path)}
+                "reference": self.ctx.source_name, "reference_size_bytes": graph_bytes(self.ctx.source_path),
+                "cpu": describe()}  # where recall was measured: int8 GEMMs differ by CPU (l2v.runtime.cpu)
 
     def _measure_in_child(self, built, graph: Path, reference, tmp: Path) -> dict:
         got, report = self.in_child(graph, tmp)

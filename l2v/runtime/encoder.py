@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -206,6 +207,12 @@ def load(path, backend: str | None = None, *, variant: str | None = None, device
         engine, device = trt_engine(backend, device, engine)
     options = RunOptions(device or "cpu", threads, tuple(providers) if providers is not None else None, engine,
                          low_memory=low_memory)
+    if options.device == "cpu" and providers is None:
+        from l2v.runtime.cpu import saturation_note
+
+        note = saturation_note(name, art.manifest.variants[name])
+        if note:
+            warnings.warn(note, RuntimeWarning, stacklevel=2)
     return Encoder(art, open_backend(art, name, options), name, max_length)
 
 

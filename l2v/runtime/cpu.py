@@ -1,0 +1,72 @@
+"""What this CPU does with ONNX Runtime's u8 x s8 int8 GEMM, and the load-time note it calls for.
+
+On x86 without VNNI, MLAS multiplies u8 x s8 pairs with `vpmaddubsw`, whose int16 sums saturate: with 8-bit
+weights the products are off by 0.6-2.0 % RMS from the exact integers (bench/results/u8s8_saturation.md),
+and 7-bit weights (int8-smooth:reduce_range=true) are exact. VNNI (`vpdpbusd`, AVX512-VNNI / AVX-VNNI / AMX)
+accumulates in int32 and does not saturate. The recall gate measures the variant on the machine that builds
+it, so a variant gated where the GEMM is exact and run where it saturates may recall less than its gate said:
+`load` says so once.
+"""
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+U8S8_OPS = ("MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul")
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+SATURATING = "x86 without VNNI (int16 sums, saturating)"
+EXACT = "x86 with VNNI (int32 sums)"
+
+
+def cpu_name() -> str:
+    info = Path("/proc/cpuinfo")
+    if info.is_file():
+        for line in info.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def describe() -> dict:
+    """What the gate records of the CPU it measured on."""
+    return {"name": cpu_name(), "int8_gemm": int8_gemm()}
+
+
+def _flags() -> set[str] | None:
+    info = Path("/proc/cpuinfo")
+    if not info.is_file():
+        return None
+    for line in info.read_text().splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return None
+
+
+def int8_gemm(flags: set[str] | None = None) -> str | None:
+    """SATURATING, EXACT, or None where this module does not know (non-x86, no /proc/cpuinfo)."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
+        return None
+    flags = _flags() if flags is None else flags
+    if flags is None:
+        return None
+    return EXACT if flags & set(VNNI_FLAGS) else SATURATING
+
+
+def uses_8bit_u8s8(variant) -> bool:
+    """The variant (a manifest `Variant`) runs ORT's u8 x s8 GEMM with 8-bit weights: its graph has those ops
+    and its config is not int8-smooth's reduce_range (7-bit weights are exact on every x86 CPU)."""
+    ops = (variant.facts or {}).get("quant_ops") or {}
+    return any(ops.get(op) for op in U8S8_OPS) and not (variant.quant or {}).get("reduce_range", False)
+
+
+def saturation_note(name: str, variant, here: str | None = None) -> str | None:
+    """The note for loading variant `name` on this CPU, or None when there is nothing to say."""
+    here = int8_gemm() if here is None else here
+    gate = variant.gate or {}
+    gated_on = (gate.get("cpu") or {}).get("int8_gemm")
+    if here != SATURATING or gated_on in (None, SATURATING) or not uses_8bit_u8s8(variant):
+        return None
+    return (f"variant {name!r} was gated on a CPU whose int8 GEMM is exact ({gated_on}; recall@10 "
+            f"{gate.get('recall@10')}); this CPU is {SATURATING}: ONNX Runtime's u8 x s8 products with 8-bit "
+            "weights are off by ~1-2 % RMS here, so recall may be below the gate's. Rebuild it here (the gate "
+            "then measures this CPU), or with int8-smooth:reduce_range=true (7-bit weights, exact on every x86 CPU)")
