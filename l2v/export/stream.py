@@ -114,6 +114,7 @@ def reference(model: StreamedModel, batches: list, progress: bool):
 def write_graph(model: StreamedModel, tmp: Path, spec, dtype: str, step, progress: bool, verbose: bool):
     """Trace, bind and write one graph; returns (file names, facts)."""
     from l2v.export import stream_graph
+    from l2v.model.precision import precision_facts
 
     timings: dict = {}
     step(f"tracing the {dtype} graph with fake weights (opset {spec.opset})")
@@ -131,7 +132,7 @@ def write_graph(model: StreamedModel, tmp: Path, spec, dtype: str, step, progres
         files = stream_graph.save(graph, tmp / name, progress=tick)
     timings["write_s"] = round(time.perf_counter() - t, 1)
     facts = {"export": "streamed", "weights_bytes": weight_bytes, "weights_pre_transposed": len(transposed),
-             "timings": timings}
+             "timings": timings, **precision_facts(model.config, dtype)}
     return files, facts
 
 

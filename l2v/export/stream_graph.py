@@ -101,11 +101,13 @@ def build_graph(config, dtype: str, spec, pooling: str, normalize: bool, causal:
                 timings: dict | None = None, verbose: bool = False):
     """(onnx_ir model with fake weights, weight initializer names, names stored transposed)."""
     from l2v.model.fake import fake_encoder
+    from l2v.model.precision import fp32_scores
 
     timings = {} if timings is None else timings
     t = time.perf_counter()
     encoder = fake_encoder(config, dtype, pooling, normalize, causal, dim)
-    model = trace(encoder, spec, verbose)
+    with fp32_scores(encoder, dtype):
+        model = trace(encoder, spec, verbose)
     names = weight_names(model)
     timings["trace_s"] = round(time.perf_counter() - t, 1)
     t = time.perf_counter()

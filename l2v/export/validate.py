@@ -19,9 +19,9 @@ from l2v.eval.metrics import cosine_rowwise
 MIN_COSINE = {"fp32": 0.99999, "fp16": 0.999, "bf16": 0.99}
 HINTS = {"fp32": "the export is wrong for this model; rerun with --debug and report it"}
 HINTS["fp16"] = HINTS["bf16"] = (
-    "16-bit activations lose too much precision on some models (Qwen2.5-Coder-1.5B's fp16 graph: min cosine "
-    "0.9976, docs/scale.md); export --dtype fp32 (w8 / int8-smooth variants can be added from it), and report "
-    "it with --debug if the fp32 graph fails too")
+    "16-bit activations lose too much precision on some models (Qwen2's q/k biases did: min cosine 0.9976, so "
+    "its 16-bit graphs keep attention scores in fp32, Arch.fp32_scores, docs/scale.md); export --dtype fp32 "
+    "(w8 / int8-smooth variants can be added from it), and report it with --debug if the fp32 graph fails too")
 
 
 def compare(got: np.ndarray, reference: np.ndarray, dtype: str, name: str, n_batched: int | None = None) -> dict:

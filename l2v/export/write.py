@@ -32,17 +32,20 @@ def write_onnx(built, tmp: Path, spec, dtypes: list[str], reference, batches, n_
                verbose: bool) -> dict:
     """The graphs `dtypes` names, each validated against `reference`: fp32 exported from the model in
     memory (as before), fp16 converted from it (when fp32 is not asked for, from a scratch fp32 graph
-    deleted after), bf16 exported from a bf16 copy of the model."""
+    deleted after), bf16 exported from a bf16 copy of the model. An architecture that keeps its attention
+    scores in fp32 (`Arch.fp32_scores`: Qwen2) has its fp16 graph exported from an fp16 copy as well."""
     import shutil
 
     from l2v.export.onnx_export import export_onnx
     from l2v.export.validate import validate_graph, validate_onnx
+    from l2v.model.precision import precision_facts, wanted
     from l2v.quantize.onnx_methods import convert_fp16
 
     variants = {}
     scratch = tmp / ".scratch"
+    traced_fp16 = "fp16" in dtypes and wanted(built.encoder.config, "fp16")  # else converted from fp32
     try:
-        if "fp32" in dtypes or "fp16" in dtypes:
+        if "fp32" in dtypes or ("fp16" in dtypes and not traced_fp16):
             fp32_dir = tmp if "fp32" in dtypes else scratch
             fp32_dir.mkdir(exist_ok=True)
             step(f"exporting ONNX (opset {spec.opset}, dynamo exporter; the longest stage)")
@@ -56,28 +59,44 @@ def write_onnx(built, tmp: Path, spec, dtypes: list[str], reference, batches, n_
                                            facts={"export_seconds": seconds},
                                            validation=validate_onnx(tmp / "model.onnx", reference, batches, "fp32",
                                                                     spec.output, n_texts, step.bar))
-            if "fp16" in dtypes:
+        if "fp16" in dtypes:
+            if traced_fp16:
+                step("exporting the fp16 graph (attention scores in fp32) and validating it")
+                files = export_16bit(built.encoder, "fp16", batches[0], tmp / "model_fp16.onnx", spec, verbose, step)
+            else:
                 step("converting to fp16 and validating it")
                 files = convert_fp16(fp32_dir / "model.onnx", tmp / "model_fp16.onnx")
-                variants["fp16"] = Variant("onnx", "fp16", [FileRecord(f) for f in files],
-                                           validation=validate_onnx(tmp / "model_fp16.onnx", reference, batches,
-                                                                    "fp16", spec.output, n_texts, step.bar))
+            variants["fp16"] = Variant("onnx", "fp16", [FileRecord(f) for f in files],
+                                       facts=precision_facts(built.encoder.config, "fp16"),
+                                       validation=validate_onnx(tmp / "model_fp16.onnx", reference, batches,
+                                                                "fp16", spec.output, n_texts, step.bar))
         if "bf16" in dtypes:
-            import copy
-
-            import torch
-
             step("exporting the bf16 graph and checking it")
-            model = copy.deepcopy(built.encoder).to(torch.bfloat16)
-            with step.ticker("exporting ONNX (bf16)"):
-                files = export_onnx(model, batches[0], tmp / "model_bf16.onnx", spec, verbose)
-            del model
+            files = export_16bit(built.encoder, "bf16", batches[0], tmp / "model_bf16.onnx", spec, verbose, step)
             variants["bf16"] = Variant("onnx", "bf16", [FileRecord(f) for f in files],
+                                       facts=precision_facts(built.encoder.config, "bf16"),
                                        validation=validate_graph(tmp / "model_bf16.onnx", reference, batches, "bf16",
                                                                  spec.output, n_texts, tmp, child=False))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return {d: variants[d] for d in dtypes}
+
+
+def export_16bit(encoder, dtype: str, sample, path: Path, spec, verbose: bool, step) -> list[str]:
+    """Export a `dtype` (fp16 / bf16) copy of `encoder`, with fp32 attention scores where the architecture
+    needs them (l2v.model.precision)."""
+    import copy
+
+    from l2v.export.onnx_export import export_onnx
+    from l2v.model.fake import torch_dtype
+    from l2v.model.precision import fp32_scores
+
+    model = copy.deepcopy(encoder).to(torch_dtype(dtype))
+    try:
+        with fp32_scores(model, dtype), step.ticker(f"exporting ONNX ({dtype})"):
+            return export_onnx(model, sample, path, spec, verbose)
+    finally:
+        del model
 
 
 def write_torch(backbone, tmp: Path, unmerged_adapter: str | None = None, head=None) -> Variant:

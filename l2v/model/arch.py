@@ -8,6 +8,9 @@ needs to know about it. Adding an architecture is one entry here (plus a tiny-mo
   the exported mask makes those layers bidirectional within |i - j| < window), or "config_ignored"
   (Mistral's config-wide `sliding_window`, which transformers itself does not apply without layer_types).
 - `packed`: the padding-free engine (l2v.engine) runs it.
+- `fp32_scores`: 16-bit graphs keep q/k (projection, RoPE), QK^T and softmax in fp32 (l2v.model.precision).
+  Qwen2's q/k biases make q and k large: rounding them to fp16 moves the attention logits enough to cost
+  Qwen2.5-Coder-1.5B min cos 0.9975 (PyTorch's own fp16 forward and ORT alike); with them fp32, 0.99999.
 - `eos_text`: the literal llm2vec 0.2.3 appends for eos pooling (llm2vec.py L169-179), keyed on the
   config class as the reference does.
 """
@@ -37,6 +40,7 @@ class Arch:
     sliding: str = "none"
     packed: bool = True
     eos_text: str = ""
+    fp32_scores: bool = False
 
     @property
     def linear_names(self) -> tuple[str, ...]:
@@ -71,7 +75,7 @@ class Arch:
 ARCHS: dict[str, Arch] = {a.model_type: a for a in (
     Arch("llama", eos_text=" </s>"),
     Arch("mistral", sliding="config_ignored", eos_text=" </s>"),
-    Arch("qwen2", qkv_bias=True, sliding="layer_types", eos_text="<|endoftext|>"),
+    Arch("qwen2", qkv_bias=True, sliding="layer_types", eos_text="<|endoftext|>", fp32_scores=True),
     Arch("qwen3", qk_norm=True, sliding="layer_types"),
     Arch("gemma", norm="rms_1p", eos_text="<eos>"),
     Arch("gemma2", norm="rms_1p", sliding="layer_types", packed=False),

@@ -109,6 +109,13 @@ def test_fp16_alone_is_the_only_graph_and_the_default(synth, tmp_path):
     m = json.loads((out / "l2v.json").read_text())
     assert list(m["variants"]) == ["fp16", "w4"] and m["default_variant"] == "fp16"
     assert m["variants"]["fp16"]["validation"]["min_cosine"] >= 0.999
+    # Qwen2 (q/k biases): q/k projections read their fp16 weights through a Cast and compute in fp32
+    assert m["variants"]["fp16"]["facts"]["attention_scores"].startswith("fp32")
+    g16 = onnx.load(str(out / "model_fp16.onnx"), load_external_data=False).graph
+    made = {n.output[0]: n for n in g16.node}
+    casts = [made.get(n.input[1]) for n in g16.node if n.op_type == "MatMul"]
+    cast_in = sorted(c.input[0].split(".")[-2] for c in casts if c is not None and c.op_type == "Cast")
+    assert cast_in == ["k_proj"] * 2 + ["q_proj"] * 2
     assert sorted(p.name for p in out.iterdir() if p.name.startswith("model")) == [
         "model_fp16.onnx", "model_fp16.onnx.data", "model_w4.onnx", "model_w4.onnx.data"]
     assert l2v.load(out).encode(TEXTS).shape == (len(TEXTS), 64)
