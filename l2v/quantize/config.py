@@ -110,6 +110,9 @@ class Int8SmoothConfig(QuantConfig):
     saturate (ORT's quantize_dynamic has the same option). Measured in docs/quantization.md.
     """
     method: ClassVar[str] = "int8-smooth"
+    # fields added after configs of this version were written: what a stored config without them was built
+    # with (the standard-op graph, 8-bit weights), not today's defaults (config_from_dict)
+    absent_means: ClassVar[dict] = {"fused": False, "reduce_range": False}
     name: str | None = None
     alpha: float = 0.5
     kernel: str = "token"
@@ -511,7 +514,7 @@ def config_from_dict(data: dict) -> QuantConfig:
         raise InputError(f"quantization config version {data.get('version')!r} is not supported",
                          hint=f"this l2v reads version {CONFIG_VERSION}")
     cls = config_class(data["method"])
-    body = {k: v for k, v in data.items() if k not in ("method", "version")}
+    body = {**getattr(cls, "absent_means", {}), **{k: v for k, v in data.items() if k not in ("method", "version")}}
     known = {f.name for f in dataclasses.fields(cls)}
     extra = sorted(set(body) - known)
     if extra:

@@ -126,6 +126,15 @@ def test_bad_specs_are_input_errors(bad):
     assert "\n" not in str(e.value)
 
 
+def test_a_stored_int8_smooth_config_without_the_newer_fields_reads_back_as_what_was_built():
+    """Configs written before `fused` / `reduce_range` existed hold the standard-op graph with 8-bit weights."""
+    d = parse_method("int8-smooth").to_dict()
+    assert config_from_dict(d).fused is True  # written now: the fused default, kept
+    old = {k: v for k, v in d.items() if k not in ("fused", "reduce_range")}
+    back = config_from_dict(old)
+    assert back.fused is False and back.reduce_range is False
+
+
 def test_config_from_dict_refuses_other_versions():
     d = parse_method("w4").to_dict()
     with pytest.raises(InputError):
