@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from l2v.errors import L2VError, ResourceError, ValidationError
+from l2v.errors import L2VError, ValidationError
 from l2v.eval.metrics import cosine_rowwise
 
 MIN_COSINE = {"fp32": 0.99999, "fp16": 0.999, "bf16": 0.99}
@@ -74,14 +74,12 @@ def validate_onnx(path: Path, reference: np.ndarray, batches: list, dtype: str, 
 def validate_in_child(path: Path, reference: np.ndarray, batches: list, dtype: str, output: str,
                       n_batched: int | None, workdir: Path, providers=None) -> dict:
     """ORT in a child process (memory measured); the child's report goes into the figures as `ort`."""
-    from l2v.runtime.onnx_child import ChildError, run_in_child
+    from l2v.runtime.onnx_child import ChildError, as_typed_error, run_in_child
 
     try:
         got, report = run_in_child(path, [b.as_dict() for b in batches], output, workdir, providers)
     except ChildError as e:
-        if e.killed:
-            raise ResourceError(str(e), hint=e.hint) from e
-        raise ValidationError(str(e)) from e
+        raise as_typed_error(e) from e
     figures = compare(got, reference, dtype, Path(path).name, n_batched)
     figures["ort"] = report
     return figures

@@ -55,8 +55,8 @@ class Gate:
 
     def in_child(self, path: Path, workdir: Path | None = None) -> tuple:
         """(embeddings, the child's report) of the graph at `path` run in an ONNX Runtime child process."""
-        from l2v.errors import ResourceError, ValidationError
-        from l2v.runtime.onnx_child import ChildError, run_in_child
+        from l2v.errors import ValidationError
+        from l2v.runtime.onnx_child import ChildError, as_typed_error, run_in_child
 
         timing = None
         if self.measure_speed:
@@ -65,9 +65,7 @@ class Gate:
             out, report = run_in_child(path, [b.as_dict() for b in self.batches], self.output, workdir,
                                        timing=timing)
         except ChildError as e:
-            if e.killed:
-                raise ResourceError(str(e), hint=e.hint) from e
-            raise ValidationError(f"the variant could not run: {e}") from e
+            raise as_typed_error(e, "the variant could not run: ") from e
         if not np.isfinite(out).all():
             raise ValidationError(f"{Path(path).name} returned non-finite values")
         return out, report

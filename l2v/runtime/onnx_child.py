@@ -45,6 +45,16 @@ class ChildError(L2VError):
         self.killed = killed
 
 
+
+def as_typed_error(e: ChildError, prefix: str = "") -> L2VError:
+    """What a caller raises for a failed child: killed (the OOM killer) -> ResourceError with the child's hint;
+    any other failure -> ValidationError (the graph did not run)."""
+    from l2v.errors import ResourceError, ValidationError
+
+    if e.killed:
+        return ResourceError(str(e), hint=e.hint)
+    return ValidationError(f"{prefix}{e}")
+
 TIMED = ("t1", "t32")  # npz prefixes of the optional timing batches
 CHUNK_BYTES = 512 << 20  # weights mapped at a time (an 8B decoder layer is 0.41 GiB in fp16)
 
