@@ -58,19 +58,27 @@ def prepared_base(ctx, tmp: Path) -> tuple[Path, dict]:
     return ctx.cache[key]
 
 
-def typed(model, precision: str, fp32_residual: bool) -> tuple:
-    """The strongly typed graph (in place) and its facts; int8/fp8 compute the rest in fp16."""
+def typed(model, precision: str, fp32_residual: bool, fp32_scores: bool = False) -> tuple:
+    """The strongly typed graph (in place) and its facts; int8/fp8 compute the rest in fp16. `fp32_scores`:
+    the architecture's (Arch.fp32_scores) q/k projections and scores in fp32."""
     from l2v.quantize.trt_typed import classify, to_strongly_typed
 
     low = "bf16" if precision == "bf16" else "fp16"
-    return to_strongly_typed(model, low, classify(model, fp32_residual))
+    return to_strongly_typed(model, low, classify(model, fp32_residual, fp32_scores))
+
+
+def fp32_scores(ctx) -> bool:
+    from l2v.model.arch import arch_of
+
+    return arch_of(ctx.manifest.model.architecture).fp32_scores
 
 
 def policy(precision: str, facts: dict, cfg: TrtConfig) -> dict:
     low = "bf16" if precision == "bf16" else "fp16"
     out = {"compute": low, "fp32": ["RMSNorm/LayerNorm", "attention scale + mask + softmax", "pooling",
                                     "L2 normalisation", "masks, positions, rotary tables"]
-           + (["residual stream"] if cfg.fp32_residual else []),
+           + (["residual stream"] if cfg.fp32_residual else [])
+           + (["q/k projections, RoPE, QK^T"] if (facts.get("node_classes") or {}).get("fp32:scores") else []),
            "casts": facts.get("casts"), "node_classes": facts.get("node_classes")}
     if precision in ("int8", "fp8"):
         out["quantized"] = (f"projection MatMuls: {precision} weights per output channel x {precision} activations "
@@ -108,7 +116,7 @@ def finish(ctx, cfg: TrtConfig, model, tmp: Path, facts: dict) -> Built:
 def build_typed(ctx, cfg: TrtConfig, tmp: Path) -> Built:
     base_path, base_facts = prepared_base(ctx, tmp)
     ctx.progress(f"{cfg.variant}: strongly typed {cfg.precision} graph with fp32 islands")
-    model, tfacts = typed(graph.load(base_path), cfg.precision, cfg.fp32_residual)
+    model, tfacts = typed(graph.load(base_path), cfg.precision, cfg.fp32_residual, fp32_scores(ctx))
     return finish(ctx, cfg, model, tmp, {**base_facts, **tfacts, "precision_policy": policy(cfg.precision, tfacts, cfg)})
 
 
@@ -136,7 +144,7 @@ class QuantRecipe:
         model = graph.load(base_path)
         self.folded = smooth(model, self.stats, float(cfg.alpha), True) if cfg.smoothing else {}
         ctx.progress(f"{cfg.variant}: strongly typed fp16 graph with fp32 islands")
-        self.model, self.typed_facts = typed(model, cfg.precision, cfg.fp32_residual)
+        self.model, self.typed_facts = typed(model, cfg.precision, cfg.fp32_residual, fp32_scores(ctx))
         self.outliers = outlier_channels(self.model, self.stats, self.folded, cfg.outlier_channels)
 
     @property

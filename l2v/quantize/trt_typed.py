@@ -138,8 +138,31 @@ def softmax_islands(model) -> dict:
     return out
 
 
-def classify(model, fp32_residual: bool = False) -> dict:
-    """{node name: precision class}: "low"; "fp32:norm", "fp32:softmax", "fp32:tail" (after the last norm:
+def score_islands(model) -> dict:
+    """{node name: "scores"}: the q/k projection MatMuls and every node their float outputs reach up to and
+    including the score MatMul (bias Add, RoPE, repeat_kv, the scale): Qwen2's large q/k lose the logits when
+    rounded to 16 bits (Arch.fp32_scores, l2v.model.precision). Shape arithmetic (int outputs) is not followed."""
+    from l2v.quantize.graph import linear_matmuls
+
+    _, consumers = _graph_maps(model)
+    types = value_types(model)
+    floats = (1, 10, 16)  # FLOAT, FLOAT16, BFLOAT16
+    starts = [n for n, mod in linear_matmuls(model) if mod.rsplit(".", 1)[-1] in ("q_proj", "k_proj")]
+    out = {n.name: "scores" for n in starts}
+    stack = [o for n in starts for o in n.output]
+    while stack:
+        for c in consumers.get(stack.pop(), []):
+            if c.name in out:
+                continue
+            out[c.name] = "scores"
+            if c.op_type != "MatMul":  # the score MatMul ends the island (the softmax island follows)
+                stack.extend(o for o in c.output if o and types.get(o, 1) in floats)
+    return out
+
+
+def classify(model, fp32_residual: bool = False, fp32_scores: bool = False) -> dict:
+    """{node name: precision class}: "low"; "fp32:norm", "fp32:softmax", "fp32:scores" (with `fp32_scores`:
+    q/k projections up to the score MatMul), "fp32:tail" (after the last norm:
     pooling, normalisation); "fp32:side" (independent of the hidden states: masks, positions, rotary
     tables, shapes); "fp32:residual" (with `fp32_residual`). The hidden states start at the
     token-embedding Gather (a Gather from a 2-D initializer)."""
@@ -156,7 +179,7 @@ def classify(model, fp32_residual: bool = False) -> dict:
             if c.name not in hot:
                 hot.add(c.name)
                 stack.extend(o for o in c.output if o)
-    islands = {**norm_islands(model), **softmax_islands(model)}
+    islands = {**(score_islands(model) if fp32_scores else {}), **norm_islands(model), **softmax_islands(model)}
     order = {n.name: i for i, n in enumerate(model.graph.node)}
     norms = [n for n in model.graph.node if islands.get(n.name) == "norm"]
     tail = set()

@@ -50,15 +50,18 @@ def test_other_architectures_and_fp32_are_left_alone(arch, dtype):
         assert "forward" not in vars(enc.backbone.layers[0].self_attn.q_proj)
 
 
-def test_in_memory_16bit_graphs_of_qwen2_have_fp32_q_k_projections(tmp_path):
-    """The in-memory exporter's optimizer folds Cast(W): q/k weights are fp32 initializers there (the streamed
-    graph keeps them fp16 behind a Cast: test_fp16_alone_is_the_only_graph_and_the_default)."""
-    base = save_model_dir(tmp_path / "base", "qwen2")
-    out = l2v.export_model(str(base), tmp_path / "a", dtype="fp16,bf16", stream="off", max_length=64,
-                           progress=False)
+@pytest.fixture(scope="module")
+def qwen2_art(tmp_path_factory):
+    root = tmp_path_factory.mktemp("qwen2_16bit")
+    base = save_model_dir(root / "base", "qwen2")
+    return l2v.export_model(str(base), root / "a", dtype="fp32,fp16,bf16", stream="off", max_length=64,
+                            progress=False)
+
+
+def test_in_memory_16bit_graphs_of_qwen2_have_fp32_q_k_projections(qwen2_art):
+    out = qwen2_art
     variants = json.loads((out / "l2v.json").read_text())["variants"]
-    assert list(variants) == ["fp16", "bf16", "torch"]  # no fp32 graph: the fp16 one is traced, not converted
-    assert not (out / "model.onnx").exists() and not (out / ".scratch").exists()
+    assert list(variants) == ["fp32", "fp16", "bf16", "torch"] and not (out / ".scratch").exists()
     v = variants["fp16"]
     assert v["facts"]["attention_scores"].startswith("fp32") and v["validation"]["min_cosine"] >= 0.999
     assert variants["bf16"]["facts"]["attention_scores"].startswith("fp32")
@@ -69,3 +72,32 @@ def test_in_memory_16bit_graphs_of_qwen2_have_fp32_q_k_projections(tmp_path):
     layers = 2
     assert b_types.count(onnx.TensorProto.FLOAT) == 2 * layers  # q and k
     assert b_types.count(onnx.TensorProto.FLOAT16) == 5 * layers  # v, o, gate, up, down
+
+
+def test_trt_fp16_graph_of_qwen2_keeps_q_k_and_scores_in_fp32(qwen2_art):
+    """The strongly typed TensorRT graph (trt-fp16's, l2v.quantize.trt_typed) gets the same island: the q/k
+    projection MatMuls and the score MatMuls fp32, the other projections fp16; it runs on ONNX Runtime and
+    agrees with the fp32 graph."""
+    import numpy as np
+
+    from l2v.quantize.graph import linear_matmuls
+    from l2v.quantize.trt_graph import simplify
+    from l2v.quantize.trt_typed import classify, consistency_errors, to_strongly_typed
+    from l2v.runtime.onnx import session
+
+    model, _ = simplify(onnx.load(str(qwen2_art / "model.onnx")))
+    classes = classify(model, fp32_scores=True)
+    proj = {mod.rsplit(".", 1)[-1]: classes[n.name] for n, mod in linear_matmuls(model)}
+    assert proj == {"q_proj": "fp32:scores", "k_proj": "fp32:scores", "v_proj": "low", "o_proj": "low",
+                    "gate_proj": "low", "up_proj": "low", "down_proj": "low"}
+    inits = {i.name for i in model.graph.initializer}
+    scores = [n for n in model.graph.node if n.op_type == "MatMul" and not set(n.input) & inits]
+    assert [classes[n.name] for n in scores].count("fp32:scores") == 2  # QK^T per layer (PV stays low)
+    assert classify(model)[scores[0].name] == "low"  # without the flag: today's graph
+    typed, facts = to_strongly_typed(model, "fp16", classes)
+    assert consistency_errors(typed) == [] and facts["node_classes"]["fp32:scores"] > 4
+    feeds = {"input_ids": np.array([[1, 5, 6, 7, 9]]), "attention_mask": np.ones((1, 5), np.int64)}
+    feeds["pooling_mask"] = feeds["attention_mask"]
+    ref = session(str(qwen2_art / "model.onnx")).run(None, feeds)[0]
+    got = session(typed.SerializeToString()).run(None, feeds)[0]
+    assert float(np.sum(ref * got) / np.linalg.norm(ref) / np.linalg.norm(got)) > 0.999
