@@ -49,6 +49,7 @@ class BenchConfig:
     eval_max_length: int = 128  # truncation for the quality/fidelity/length-mix texts
     mix_batch: int = 32  # batch size of the length-mix run (the runtime's default)
     sequential: bool = False  # measure runners one at a time (less memory) instead of round-robin
+    memory_probe: bool = True  # each runner's peak RSS in a fresh subprocess (False: a "skipped" row instead)
     full_quality: bool = False  # also score task quality for fp32 variants other than the reference
     timing: TimingPolicy = field(default_factory=lambda: DEFAULT)
     probe_seconds: float = 0.5  # per dtype of the matmul peak probe

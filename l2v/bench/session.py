@@ -89,6 +89,9 @@ class ArtifactBench:
         from l2v.bench.memprobe import probe_in_subprocess
         from l2v.errors import L2VError
 
+        if not self.config.memory_probe:
+            self.rows.skip("peak_rss", "--no-memory-probe", backend=runner.backend, precision=runner.precision)
+            return
         batch, seq = min(8, self.config.mix_batch), self.config.eval_max_length
         self.progress.set_description(f"memory {runner.label}")
         try:

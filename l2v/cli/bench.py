@@ -35,6 +35,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-max-length", type=int, default=None, help="truncation of eval texts (default 128)")
     p.add_argument("--sequential", action="store_true", help="load and time one backend at a time (less "
                    "memory; ratios then also carry any drift in machine load)")
+    p.add_argument("--no-memory-probe", dest="memory_probe", action="store_false", help="skip each runner's "
+                   "peak-RSS probe (a fresh subprocess per backend and precision; its rows say skipped)")
     p.add_argument("--full-quality", action="store_true", help="score task quality for every fp32 variant "
                    "too, not only for the reference and the lower-precision variants")
     p.add_argument("--prompt-name", default=None, metavar="NAME", help="embed the quality and fidelity texts with "
@@ -60,7 +62,7 @@ def main(argv=None) -> int:
             batch_sizes=parse_int_list(args.batch_sizes, "--batch-sizes") if args.batch_sizes else None,
             seq_lens=parse_int_list(args.seq_lens, "--seq-lens") if args.seq_lens else None,
             cell_budget_s=args.cell_budget_s, full_quality=args.full_quality or None,
-            sequential=args.sequential or None,
+            sequential=args.sequential or None, memory_probe=None if args.memory_probe else False,
             eval_texts=args.eval_texts, eval_max_length=args.eval_max_length,
             progress=not args.quiet, command="l2v-bench " + shlex.join(shown), prompt_name=args.prompt_name,
         )

@@ -36,3 +36,23 @@ def test_not_an_artifact(tmp_path, capsys):
                  "--quiet"])
     err = capsys.readouterr().err
     assert code != 0 and "does not exist" in err and len(err.strip().splitlines()) == 1
+
+
+def test_no_memory_probe_reaches_the_config(tmp_path, monkeypatch):
+    """--no-memory-probe sets BenchConfig.memory_probe=False (without it the config's default, True, stays)."""
+    import l2v.bench.run as run_mod
+    from l2v.cli.bench import main
+
+    seen = []
+
+    def fake_run(config):
+        seen.append(config.memory_probe)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(run_mod, "run_benchmark", fake_run)
+    for argv, want in ((["--no-memory-probe"], False), ([], True)):
+        try:
+            main([str(tmp_path), "--quiet", *argv])
+        except SystemExit:
+            pass
+        assert seen[-1] is want

@@ -16,7 +16,7 @@ def _config(art, root, **kw):
     return BenchConfig.quick_defaults(targets=[str(art)], batch_sizes=(1,), seq_lens=(8,), backends=("torch", "ort"),
                                       data_dir=str(write_data_dir(root)), out=str(root / "out"), eval_texts=12,
                                       eval_max_length=16, threads=1, progress=False, timing=FAST,
-                                      probe_seconds=0.05, **kw)
+                                      probe_seconds=0.05, memory_probe=False, **kw)  # peak RSS: test_run_tiny
 
 
 def test_bench_with_a_prompt_name_on_an_st_artifact(st_gemma, tmp_path):
@@ -26,6 +26,7 @@ def test_bench_with_a_prompt_name_on_an_st_artifact(st_gemma, tmp_path):
         assert cos["reference"] == "hf/fp32" and cos["value"] > 0.9999
     assert select(rows, "lee_spearman", backend="hf")
     assert select(rows, "fidelity_cosine_min", backend="ort", precision="int8-smooth")
+    assert {r["reason"] for r in select(rows, "skipped") if r.get("what") == "peak_rss"} == {"--no-memory-probe"}
 
 
 def test_unknown_prompt_name_is_an_input_error(st_gemma, tmp_path):
