@@ -24,9 +24,9 @@ SHAPES = [(576, 1536), (1536, 576), (896, 4864), (4096, 4096)]  # SmolLM2 up/dow
 
 
 def cpu_flags() -> list[str]:
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), [])
-    return sorted(f for f in flags if "vnni" in f or f.startswith("avx512") or f in ("avx2", "fma"))
+    from l2v.runtime.cpu import cpu_flags as all_flags
+
+    return sorted(f for f in all_flags() or () if "vnni" in f or f.startswith("avx512") or f in ("avx2", "fma"))
 
 
 def rel_rms(got, ref) -> float:

@@ -91,12 +91,9 @@ def export_16bit(encoder, dtype: str, sample, path: Path, spec, verbose: bool, s
     from l2v.model.fake import torch_dtype
     from l2v.model.precision import fp32_scores
 
-    model = copy.deepcopy(encoder).to(torch_dtype(dtype))
-    try:
-        with fp32_scores(model, dtype), step.ticker(f"exporting ONNX ({dtype})"):
-            return export_onnx(model, sample, path, spec, verbose)
-    finally:
-        del model
+    model = copy.deepcopy(encoder).to(torch_dtype(dtype))  # freed on return, before the graph is validated
+    with fp32_scores(model, dtype), step.ticker(f"exporting ONNX ({dtype})"):
+        return export_onnx(model, sample, path, spec, verbose)
 
 
 def write_torch(backbone, tmp: Path, unmerged_adapter: str | None = None, head=None) -> Variant:

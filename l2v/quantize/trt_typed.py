@@ -146,7 +146,6 @@ def score_islands(model) -> dict:
 
     _, consumers = _graph_maps(model)
     types = value_types(model)
-    floats = (1, 10, 16)  # FLOAT, FLOAT16, BFLOAT16
     starts = [n for n, mod in linear_matmuls(model) if mod.rsplit(".", 1)[-1] in ("q_proj", "k_proj")]
     out = {n.name: "scores" for n in starts}
     stack = [o for n in starts for o in n.output]
@@ -156,7 +155,7 @@ def score_islands(model) -> dict:
                 continue
             out[c.name] = "scores"
             if c.op_type != "MatMul":  # the score MatMul ends the island (the softmax island follows)
-                stack.extend(o for o in c.output if o and types.get(o, 1) in floats)
+                stack.extend(o for o in c.output if o and types.get(o, FLOAT) in (FLOAT, FLOAT16, BFLOAT16))
     return out
 
 

@@ -18,13 +18,18 @@ SATURATING = "x86 without VNNI (int16 sums, saturating)"
 EXACT = "x86 with VNNI (int32 sums)"
 
 
-def cpu_name() -> str:
+def _cpuinfo(key: str) -> str | None:
+    """The value of the first `key` line of /proc/cpuinfo; None without the file or the line."""
     info = Path("/proc/cpuinfo")
     if info.is_file():
         for line in info.read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(key):
                 return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_name() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def describe() -> dict:
@@ -32,21 +37,17 @@ def describe() -> dict:
     return {"name": cpu_name(), "int8_gemm": int8_gemm()}
 
 
-def _flags() -> set[str] | None:
-    info = Path("/proc/cpuinfo")
-    if not info.is_file():
-        return None
-    for line in info.read_text().splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return None
+def cpu_flags() -> set[str] | None:
+    """The CPU's feature flags (/proc/cpuinfo); None where there is no such file."""
+    flags = _cpuinfo("flags")
+    return None if flags is None else set(flags.split())
 
 
 def int8_gemm(flags: set[str] | None = None) -> str | None:
     """SATURATING, EXACT, or None where this module does not know (non-x86, no /proc/cpuinfo)."""
     if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
         return None
-    flags = _flags() if flags is None else flags
+    flags = cpu_flags() if flags is None else flags
     if flags is None:
         return None
     return EXACT if flags & set(VNNI_FLAGS) else SATURATING
