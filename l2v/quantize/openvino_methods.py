@@ -26,7 +26,7 @@ from l2v.artifact import FileRecord, Variant, variant_file
 from l2v.errors import OptionalDependencyError, ValidationError
 from l2v.quantize.config import OvFp32Config, OvInt8Config
 from l2v.quantize.registry import Built, register
-from l2v.runtime.openvino import openvino
+from l2v.runtime.openvino import openvino, runtime_precisions
 
 CONVERSION_MIN_COSINE = 0.99999
 CHECK_TEXTS = 16  # eval texts (<= CHECK_TOKENS tokens) the IR conversion is checked on
@@ -237,21 +237,6 @@ def _int8_weight(node, depth: int = 5) -> bool:
     if depth and t in ("Convert", "Subtract", "Multiply", "Reshape", "Transpose"):
         return any(_int8_weight(node.input_value(i).get_node(), depth - 1) for i in range(node.get_input_size()))
     return False
-
-
-def runtime_precisions(compiled) -> dict:
-    """{"LayerType:precision": count} of the compiled graph's matmul-like layers: what the CPU plugin
-    really runs in int8."""
-    from collections import Counter
-
-    c = Counter()
-    for op in compiled.get_runtime_model().get_ops():
-        info = op.get_rt_info()
-        ltype = info["layerType"].astype(str) if "layerType" in info else op.get_type_name()
-        if "FullyConnected" in ltype or ltype in ("MatMul", "FakeQuantize"):
-            prec = info["runtimePrecision"].astype(str) if "runtimePrecision" in info else "?"
-            c[f"{ltype}:{prec}"] += 1
-    return dict(sorted(c.items()))
 
 
 # ---------------------------------------------------------------------------------------- handlers

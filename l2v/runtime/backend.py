@@ -74,6 +74,12 @@ class Backend(abc.ABC):
     def run(self, batch: Batch) -> np.ndarray:
         ...
 
+    def runtime_precisions(self) -> dict | None:
+        """{"LayerType:precision": count} of what the runtime chose for this CPU's matmuls, where the runtime
+        decides that per CPU (OpenVINO); None: the graph's own dtypes decide. `load` compares it with the
+        build's `facts.runtime_precisions`."""
+        return None
+
     def close(self) -> None:
         """Drop what the backend holds (sessions, weights)."""
 

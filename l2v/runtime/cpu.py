@@ -6,6 +6,10 @@ and 7-bit weights (int8-smooth:reduce_range=true) are exact. VNNI (`vpdpbusd`, A
 accumulates in int32 and does not saturate. The recall gate measures the variant on the machine that builds
 it, so a variant gated where the GEMM is exact and run where it saturates may recall less than its gate said:
 `load` says so once.
+
+OpenVINO's CPU plugin decides per CPU what an int8 IR runs: with int8 weights only (`ov-int8:mode=weights`) it
+quantizes activations at run time (groups of 32) where it has VNNI / AMX, and computes in fp32 elsewhere. The
+build records the precisions it saw (`facts.runtime_precisions`); `load` says so when this CPU's differ.
 """
 from __future__ import annotations
 
@@ -71,3 +75,17 @@ def saturation_note(name: str, variant, here: str | None = None) -> str | None:
             f"{gate.get('recall@10')}); this CPU is {SATURATING}: ONNX Runtime's u8 x s8 products with 8-bit "
             "weights are off by ~1-2 % RMS here, so recall may be below the gate's. Rebuild it here (the gate "
             "then measures this CPU), or with int8-smooth:reduce_range=true (7-bit weights, exact on every x86 CPU)")
+
+
+def plugin_note(name: str, variant, here: dict | None) -> str | None:
+    """The note for loading OpenVINO variant `name` when the CPU plugin runs its matmuls in other precisions
+    here (`here`: {"FullyConnected:i8": n, ...}) than on the CPU that gated it; None when they agree or
+    either is unknown."""
+    built = (variant.facts or {}).get("runtime_precisions")
+    if not built or not here or built == here:
+        return None
+    gate = variant.gate or {}
+    where = (gate.get("cpu") or {}).get("name") or "the building CPU"
+    return (f"variant {name!r} was gated on {where} (recall@10 {gate.get('recall@10')}), where OpenVINO ran its "
+            f"matmuls as {built}; on this CPU it runs them as {here}, so its recall and speed may differ from the "
+            "gate's. Rebuild it here (l2v-quantize ARTIFACT --quant ... --overwrite) for a gate that measured this CPU")

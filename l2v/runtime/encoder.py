@@ -207,13 +207,22 @@ def load(path, backend: str | None = None, *, variant: str | None = None, device
         engine, device = trt_engine(backend, device, engine)
     options = RunOptions(device or "cpu", threads, tuple(providers) if providers is not None else None, engine,
                          low_memory=low_memory)
+    variant_record = art.manifest.variants[name]
     if options.device == "cpu" and providers is None:
         from l2v.runtime.cpu import saturation_note
 
-        note = saturation_note(name, art.manifest.variants[name])
+        note = saturation_note(name, variant_record)
         if note:
             warnings.warn(note, RuntimeWarning, stacklevel=2)
-    return Encoder(art, open_backend(art, name, options), name, max_length)
+    runner = open_backend(art, name, options)
+    here = runner.runtime_precisions()  # OpenVINO: what its CPU plugin chose here, vs at the gate
+    if here:
+        from l2v.runtime.cpu import plugin_note
+
+        note = plugin_note(name, variant_record, here)
+        if note:
+            warnings.warn(note, RuntimeWarning, stacklevel=2)
+    return Encoder(art, runner, name, max_length)
 
 
 def trt_engine(backend: str | None, device: str | None, engine: str | None) -> tuple[str, str | None]:

@@ -72,6 +72,21 @@ def compiled_properties(compiled) -> dict:
     return out
 
 
+def runtime_precisions(compiled) -> dict:
+    """{"LayerType:precision": count} of the compiled graph's matmul-like layers: what the CPU plugin really
+    runs in int8 on this CPU (with int8 weights it quantizes activations at run time only on some CPUs)."""
+    from collections import Counter
+
+    c = Counter()
+    for op in compiled.get_runtime_model().get_ops():
+        info = op.get_rt_info()
+        ltype = info["layerType"].astype(str) if "layerType" in info else op.get_type_name()
+        if "FullyConnected" in ltype or ltype in ("MatMul", "FakeQuantize"):
+            prec = info["runtimePrecision"].astype(str) if "runtimePrecision" in info else "?"
+            c[f"{ltype}:{prec}"] += 1
+    return dict(sorted(c.items()))
+
+
 class OpenVINOBackend(Backend):
     """One compiled model; `run` is safe to call from several threads (one infer request each)."""
 
@@ -113,6 +128,9 @@ class OpenVINOBackend(Backend):
     @property
     def properties(self) -> dict:
         return compiled_properties(self.compiled)
+
+    def runtime_precisions(self) -> dict:
+        return runtime_precisions(self.compiled)
 
     def _request(self):
         req = getattr(self._local, "request", None)

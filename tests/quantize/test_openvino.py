@@ -2,6 +2,7 @@
 loading through l2v.load, the recall gate refusing an OpenVINO variant, and the install hint without it."""
 import json
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -62,7 +63,9 @@ def test_int8_ir_structure_and_load(ov, artifact, texts):
     assert any(k.startswith("FullyConnected") and k.endswith(("i8", "u8")) for k in facts["runtime_precisions"])
     manifest = json.loads((artifact / "l2v.json").read_text())
     assert manifest["variants"]["ov-int8"]["quant"]["method"] == "ov-int8"
-    enc = l2v.load(artifact, variant="ov-int8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # built and loaded on this CPU: the plugin's precisions agree, no note
+        enc = l2v.load(artifact, variant="ov-int8")
     a, b = enc.encode(TEXTS), enc.encode(TEXTS[:1])
     assert a.shape == (4, 64) and np.isfinite(a).all()
     assert np.allclose(a[:1], b, atol=2e-2)  # static scales: a text's vector does not depend on its batch
@@ -91,3 +94,22 @@ def test_missing_openvino_names_the_extra(monkeypatch, artifact, texts):
     with pytest.raises(OptionalDependencyError, match=r"pip install 'l2v-export\[openvino\]'"):
         quantize_artifact(artifact, ["ov-fp32"], eval=texts[1], speed=False)
     assert "ov-fp32" not in json.loads((artifact / "l2v.json").read_text())["variants"]
+
+
+def test_load_notes_other_plugin_precisions_than_at_the_gate(ov, artifact, texts):
+    """An IR whose build recorded other runtime precisions (as on a CPU where the plugin quantizes what
+    it runs in fp32 here, or the reverse) loads with a RuntimeWarning naming both."""
+    import l2v
+
+    quantize_artifact(artifact, ["ov-int8:mode=weights,keep_sensitive=0"], eval=texts[1], speed=False)
+    path = artifact / "l2v.json"
+    m = json.loads(path.read_text())
+    facts = m["variants"]["ov-int8"]["facts"]
+    here = dict(facts["runtime_precisions"])
+    facts["runtime_precisions"] = {"FullyConnected:bogus": sum(here.values())}
+    path.write_text(json.dumps(m))
+    with pytest.warns(RuntimeWarning, match=r"'ov-int8' was gated on .*FullyConnected:bogus.*on this CPU it runs "
+                                            r"them as \{") as rec:
+        enc = l2v.load(artifact, variant="ov-int8")
+    assert any(str(here) in str(w.message) for w in rec if w.category is RuntimeWarning)
+    assert enc.encode(TEXTS[:1]).shape == (1, 64)

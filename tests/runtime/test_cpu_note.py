@@ -55,3 +55,16 @@ def test_load_notes_a_variant_gated_where_the_gemm_is_exact(tiny_llama_artifact,
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         l2v.load(art)  # the fp32 default: nothing to say
+
+
+def test_plugin_note_only_when_the_precisions_differ():
+    built = {"FullyConnected:i8": 182, "FullyConnected:f32": 28}
+    v = Variant("openvino", "int8", facts={"runtime_precisions": built},
+                gate={"recall@10": 0.95, "cpu": {"name": "CPU A"}})
+    here = {"FullyConnected:f32": 210}
+    note = cpu.plugin_note("ov-int8-w", v, here)
+    assert "'ov-int8-w' was gated on CPU A (recall@10 0.95)" in note and str(built) in note and str(here) in note
+    assert "Rebuild it here" in note
+    assert cpu.plugin_note("v", v, dict(built)) is None  # same precisions
+    assert cpu.plugin_note("v", v, None) is None  # the runtime does not decide per CPU
+    assert cpu.plugin_note("v", Variant("openvino", "fp32", facts={}), here) is None  # nothing recorded
