@@ -2,7 +2,7 @@
 
     PYTHONPATH=. /work/venvs/ov/bin/python bench/cpu_engines.py \
         --models smollm2=ARTIFACT[,qwen05=ARTIFACT] [--docs 2225] [--max-tokens 128] [--batch-sizes 1,32] \
-        [--build] [--peers-python /work/venvs/ov-peers/bin/python] [--out bench/results/cpu_engines]
+        [--build] [--peers-python PY[=GROUP+GROUP],...] [--out bench/results/cpu_engines]
 
 Engines (rows): hf/fp32 (transformers AutoModel, the baseline), ort/fp32, ort/int8-smooth, ort/w8 (ONNX
 Runtime, l2v's variants), ov/ov-fp32, ov/ov-int8 (OpenVINO IR, l2v's `openvino` kind), and the peers
@@ -261,20 +261,43 @@ def speed_rows(name, art, engines, rows, batches, args) -> None:
         r.close()
 
 
+def peer_venvs(spec: str) -> list[tuple[str, str]]:
+    """`PY[=GROUP+GROUP],...` -> [(python, "group,group")]; no groups: all (torch, openvino, onnx)."""
+    out = []
+    for item in filter(None, spec.split(",")):
+        py, _, groups = item.partition("=")
+        out.append((py, groups.replace("+", ",")))
+    return out
+
+
 def run_peers(name, art_path, texts, order, args, work: Path) -> dict:
-    """sentence-transformers' backends in the peers' venv; embeddings come back in our row order."""
+    """sentence-transformers' backends in the peers' venv(s); embeddings come back in our row order. One venv
+    per group of peers where they pin different transformers (optimum-onnx wants <4.58, optimum-intel 5.x)."""
     if not args.peers_python:
         return {"errors": {"st/*": "skipped: --peers-python ''"}}
-    if not Path(args.peers_python).exists():
-        return {"errors": {"st/*": f"skipped: {args.peers_python} does not exist (a venv with "
-                                   "sentence-transformers[openvino,onnx])"}}
-    tfile, out = work / f"{name}_texts.json", work / f"{name}_peers.json"
+    tfile = work / f"{name}_texts.json"
     tfile.write_text(json.dumps(texts))
-    cmd = [args.peers_python, str(HERE / "cpu_engines_st.py"), str(art_path), "--texts", str(tfile),
+    merged = {"meta": {}, "rows": {}, "errors": {}, "emb": {}}
+    for i, (py, groups) in enumerate(peer_venvs(args.peers_python)):
+        res = run_peer_venv(name, art_path, tfile, order, args, work / f"{name}_st{i}", py, groups)
+        merged["meta"][py] = res.get("meta", {})
+        merged["rows"].update(res.get("rows", {}))
+        merged["emb"].update(res.get("emb", {}))
+        for label, err in res.get("errors", {}).items():
+            merged["errors"][label if label != "st/*" else f"st/* ({groups or 'all'})"] = err
+    return merged
+
+
+def run_peer_venv(name, art_path, tfile, order, args, work: Path, python: str, groups: str) -> dict:
+    if not Path(python).exists():
+        return {"errors": {"st/*": f"skipped: {python} does not exist (a venv with sentence-transformers[openvino] "
+                                   "or [onnx])"}}
+    out = work.with_suffix(".json")
+    cmd = [python, str(HERE / "cpu_engines_st.py"), str(art_path), "--texts", str(tfile),
            "--max-tokens", str(args.max_tokens), "--batch-sizes", ",".join(map(str, args.batch_sizes)),
-           "--min-seconds", str(args.min_seconds), "--max-reps", str(args.max_reps), "--work", str(work / f"{name}_st"),
-           "--out", str(out)]
-    log(f"{name}: sentence-transformers peers in {args.peers_python}")
+           "--min-seconds", str(args.min_seconds), "--max-reps", str(args.max_reps), "--work", str(work),
+           "--out", str(out)] + (["--groups", groups] if groups else [])
+    log(f"{name}: sentence-transformers peers ({groups or 'all'}) in {python}")
     failed = None
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.peers_timeout)
@@ -287,7 +310,7 @@ def run_peers(name, art_path, texts, order, args, work: Path) -> dict:
     res = json.loads(out.read_text())
     if failed:
         res["errors"]["st/*"] = failed
-    npz_path = work / f"{name}_st" / "embeddings.npz"
+    npz_path = work / "embeddings.npz"
     npz = np.load(npz_path) if npz_path.exists() else {}
     res["emb"] = {k.replace("__", "/"): np.asarray(npz[k])[order] for k in getattr(npz, "files", [])}
     return res
@@ -314,6 +337,15 @@ def markdown(result: dict) -> str:
                 cells += [s.get("p50_ms", ""), s.get("p99_ms", ""), s.get("texts_per_s", ""), s.get("x_ort_fp32", "")]
             cells.append(r.get("skipped") or r.get("error") or r.get("fidelity_error") or r.get("note", ""))
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+        reps = {r["engine"]: "/".join(str(r[f"b{b}"].get("n", "?")) for b in bs) for r in m["rows"].values()
+                if all(f"b{b}" in r for b in bs)}
+        lines += ["", f"Timed calls per engine (batch {'/'.join(map(str, bs))}): {reps}"]
+        own = {k: {x: r["vs_st_torch"].get(x) for x in ("recall@10", "mean_cosine")}
+               for k, r in m["rows"].items() if r.get("vs_st_torch")}
+        if own:
+            lines.append(f"Peers vs their own st/torch (same causal model): {own}")
+        for py, meta in m.get("peers_meta", {}).items():
+            lines.append(f"Peers' venv {py}: {meta}")
         lines.append("")
     return "\n".join(lines)
 
@@ -372,7 +404,8 @@ def parse(argv=None):
     p.add_argument("--no-verify", action="store_true", help="--build without checking the files' sha256 (an "
                    "artifact of schema 1 has none recorded)")
     p.add_argument("--peers-python", default=DEFAULT_PEERS_PYTHON, help="python of the sentence-transformers "
-                   "venv ('' to skip the peers)")
+                   "venv, or a comma list PY=GROUP+GROUP,... to run groups (torch, openvino, onnx) in different "
+                   "venvs, e.g. ov-peers/bin/python=torch+openvino,peers-onnx/bin/python=onnx ('' to skip)")
     p.add_argument("--peers-timeout", type=int, default=7200, help="seconds for all the peers of one model")
     p.add_argument("--out", default=str(HERE / "results" / "cpu_engines"))
     for hidden in ("--child-backend", "--child-variant", "--child-batches", "--child-out"):

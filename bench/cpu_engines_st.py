@@ -29,15 +29,40 @@ from pathlib import Path
 import numpy as np
 
 
+GROUPS = ("torch", "openvino", "onnx")
+
+
 def log(msg):
     print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}] {msg}", flush=True)
+
+
+def model_source(artifact: Path, work: Path) -> Path:
+    """One HF folder for sentence-transformers: the artifact's torch/ weights and its tokenizer files (linked).
+    A tokenizer class this venv's transformers does not have (transformers 5's `TokenizersBackend` under
+    4.x, which optimum-onnx pins) is written as `PreTrainedTokenizerFast`, which reads the same tokenizer.json."""
+    import transformers
+
+    src = work / "src"
+    src.mkdir(parents=True, exist_ok=True)
+    files = [f for f in (artifact / "torch").iterdir() if f.is_file()]
+    files += [artifact / n for n in ("tokenizer.json", "special_tokens_map.json", "chat_template.jinja")
+              if (artifact / n).exists()]
+    for f in files:
+        if not (src / f.name).exists():
+            (src / f.name).symlink_to(f.resolve())
+    cfg = json.loads((artifact / "tokenizer_config.json").read_text())
+    if not hasattr(transformers, str(cfg.get("tokenizer_class"))):
+        cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+    (src / "tokenizer_config.json").write_text(json.dumps(cfg, indent=2))
+    return src
 
 
 def st_folder(artifact: Path, out: Path, max_tokens: int):
     from sentence_transformers import SentenceTransformer, models
 
     manifest = json.loads((artifact / "l2v.json").read_text())
-    tr = models.Transformer(str(artifact / "torch"), max_seq_length=max_tokens, tokenizer_name_or_path=str(artifact),
+    src = model_source(artifact, out.parent)
+    tr = models.Transformer(str(src), max_seq_length=max_tokens, tokenizer_name_or_path=str(src),
                             model_args={"local_files_only": True}, tokenizer_args={"local_files_only": True})
     tok_spec = manifest.get("tokenizer") or manifest.get("text", {})
     if tok_spec.get("pad_token"):
@@ -80,7 +105,12 @@ def main(argv=None) -> int:
     p.add_argument("--calib", type=int, default=128)
     p.add_argument("--min-seconds", type=float, default=10.0)
     p.add_argument("--max-reps", type=int, default=50)
+    p.add_argument("--groups", default=",".join(GROUPS), help="which peers this venv runs: torch (st/torch), "
+                   "openvino (st/openvino, st/openvino-qint8), onnx (st/onnx, st/onnx-qint8)")
     args = p.parse_args(argv)
+    groups = [g for g in args.groups.split(",") if g]
+    if set(groups) - set(GROUPS):
+        p.error(f"--groups {args.groups!r}: unknown {sorted(set(groups) - set(GROUPS))}; choose from {GROUPS}")
     import sentence_transformers
     import transformers
     from sentence_transformers import SentenceTransformer
@@ -120,8 +150,16 @@ def main(argv=None) -> int:
             out.write_text(json.dumps(res, indent=2))
             np.savez(work / "embeddings.npz", **{k.replace("/", "__"): v for k, v in emb.items()})
 
-    attempt("st/torch", lambda: st_folder(artifact, st_dir, args.max_tokens), "causal decoder + mean pooling")
-    ov_model = attempt("st/openvino", lambda: SentenceTransformer(
+    try:  # the folder every backend loads from; without it no row can run
+        torch_model = st_folder(artifact, st_dir, args.max_tokens)
+    except Exception as e:
+        res["errors"]["st/*"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+        out.write_text(json.dumps(res, indent=2))
+        raise
+    if "torch" in groups:
+        attempt("st/torch", lambda: torch_model, "causal decoder + mean pooling")
+    torch_model = None  # free it before the other backends load
+    ov_model = None if "openvino" not in groups else attempt("st/openvino", lambda: SentenceTransformer(
         str(st_dir), backend="openvino", device="cpu", local_files_only=True,
         model_kwargs={"export": True, "ov_config": ov_cfg}), "optimum-intel export, f32")
     if ov_model is not None:
@@ -138,8 +176,8 @@ def main(argv=None) -> int:
                                        model_kwargs={"file_name": "openvino/openvino_model_qint8_quantized.xml",
                                                      "ov_config": ov_cfg})
         attempt("st/openvino-qint8", static_int8, f"NNCF static int8, calibrated on {args.calib} of the texts")
-    onnx_model = attempt("st/onnx", lambda: SentenceTransformer(str(st_dir), backend="onnx", device="cpu",
-                                                                local_files_only=True), "optimum ONNX export")
+    onnx_model = None if "onnx" not in groups else attempt("st/onnx", lambda: SentenceTransformer(
+        str(st_dir), backend="onnx", device="cpu", local_files_only=True), "optimum ONNX export")
     if onnx_model is not None:
         def dynamic_int8():
             from sentence_transformers import export_dynamic_quantized_onnx_model
