@@ -7,9 +7,11 @@ accumulates in int32 and does not saturate. The recall gate measures the variant
 it, so a variant gated where the GEMM is exact and run where it saturates may recall less than its gate said:
 `load` says so once.
 
-OpenVINO's CPU plugin decides per CPU what an int8 IR runs: with int8 weights only (`ov-int8:mode=weights`) it
-quantizes activations at run time (groups of 32) where it has VNNI / AMX, and computes in fp32 elsewhere. The
-build records the precisions it saw (`facts.runtime_precisions`); `load` says so when this CPU's differ.
+OpenVINO's CPU plugin also decides per CPU what an int8 IR runs. With int8 weights only (`ov-int8:mode=weights`)
+it quantized activations at run time (groups of 32) on the AVX-512 VNNI CPU measured, and computed in fp32 on
+the AVX2 CPU without VNNI (there DYNAMIC_QUANTIZATION_GROUP_SIZE=0 gave the same vectors); docs/quantization.md.
+The build records the precisions the plugin reported (`facts.runtime_precisions`); `load` says so when this
+CPU's differ, or when such a variant gated without VNNI runs with it.
 """
 from __future__ import annotations
 
@@ -77,15 +79,27 @@ def saturation_note(name: str, variant, here: str | None = None) -> str | None:
             "then measures this CPU), or with int8-smooth:reduce_range=true (7-bit weights, exact on every x86 CPU)")
 
 
-def plugin_note(name: str, variant, here: dict | None) -> str | None:
-    """The note for loading OpenVINO variant `name` when the CPU plugin runs its matmuls in other precisions
-    here (`here`: {"FullyConnected:i8": n, ...}) than on the CPU that gated it; None when they agree or
-    either is unknown."""
-    built = (variant.facts or {}).get("runtime_precisions")
-    if not built or not here or built == here:
-        return None
+def plugin_note(name: str, variant, here: dict | None, here_gemm: str | None = None) -> str | None:
+    """The note for loading OpenVINO variant `name` where the CPU plugin may run it otherwise than on the CPU
+    that gated it, or None. Two signs: the plugin reports other precisions for its matmuls here (`here`:
+    {"FullyConnected:i8": n, ...}) than at the build (`facts.runtime_precisions`); or an int8-weights-only
+    variant (`ov-int8:mode=weights`) gated without VNNI, where the plugin computes those matmuls in fp32 (the
+    vectors equal DYNAMIC_QUANTIZATION_GROUP_SIZE=0's), runs here with VNNI, where it also quantizes their
+    activations at run time (groups of 32). The reverse directions only raise recall, and are not noted."""
     gate = variant.gate or {}
+    built = (variant.facts or {}).get("runtime_precisions")
+    reasons = []
+    if built and here and built != here:
+        reasons.append(f"OpenVINO ran its matmuls as {built} there and runs them as {here} here")
+    quant = variant.quant or {}
+    here_gemm = int8_gemm() if here_gemm is None else here_gemm
+    if (quant.get("method"), quant.get("mode")) == ("ov-int8", "weights") and here_gemm == EXACT \
+            and (gate.get("cpu") or {}).get("int8_gemm") == SATURATING:
+        reasons.append("it was gated without VNNI, where OpenVINO computes its int8-weight matmuls in fp32; this "
+                       "CPU has VNNI, where OpenVINO also quantizes their activations at run time (groups of 32)")
+    if not reasons:
+        return None
     where = (gate.get("cpu") or {}).get("name") or "the building CPU"
-    return (f"variant {name!r} was gated on {where} (recall@10 {gate.get('recall@10')}), where OpenVINO ran its "
-            f"matmuls as {built}; on this CPU it runs them as {here}, so its recall and speed may differ from the "
-            "gate's. Rebuild it here (l2v-quantize ARTIFACT --quant ... --overwrite) for a gate that measured this CPU")
+    return (f"variant {name!r} was gated on {where} (recall@10 {gate.get('recall@10')}): {'; '.join(reasons)}, so "
+            "its recall and speed may differ from the gate's. Rebuild it here (l2v-quantize ARTIFACT --quant ... "
+            "--overwrite) for a gate that measured this CPU")

@@ -57,14 +57,30 @@ def test_load_notes_a_variant_gated_where_the_gemm_is_exact(tiny_llama_artifact,
         l2v.load(art)  # the fp32 default: nothing to say
 
 
-def test_plugin_note_only_when_the_precisions_differ():
+def test_plugin_note_when_the_precisions_differ():
     built = {"FullyConnected:i8": 182, "FullyConnected:f32": 28}
     v = Variant("openvino", "int8", facts={"runtime_precisions": built},
-                gate={"recall@10": 0.95, "cpu": {"name": "CPU A"}})
+                gate={"recall@10": 0.95, "cpu": {"name": "CPU A", "int8_gemm": cpu.EXACT}})
     here = {"FullyConnected:f32": 210}
-    note = cpu.plugin_note("ov-int8-w", v, here)
-    assert "'ov-int8-w' was gated on CPU A (recall@10 0.95)" in note and str(built) in note and str(here) in note
+    note = cpu.plugin_note("ov-int8", v, here, cpu.EXACT)
+    assert "'ov-int8' was gated on CPU A (recall@10 0.95)" in note and str(built) in note and str(here) in note
     assert "Rebuild it here" in note
-    assert cpu.plugin_note("v", v, dict(built)) is None  # same precisions
-    assert cpu.plugin_note("v", v, None) is None  # the runtime does not decide per CPU
-    assert cpu.plugin_note("v", Variant("openvino", "fp32", facts={}), here) is None  # nothing recorded
+    assert cpu.plugin_note("v", v, dict(built), cpu.EXACT) is None  # same precisions
+    assert cpu.plugin_note("v", v, None, cpu.EXACT) is None  # the runtime does not decide per CPU
+    assert cpu.plugin_note("v", Variant("openvino", "fp32", facts={}), here, cpu.EXACT) is None  # nothing recorded
+
+
+def test_plugin_note_for_int8_weights_gated_without_vnni():
+    """ov-int8:mode=weights gated where the plugin computes in fp32 (no VNNI), loaded where it quantizes the
+    activations (VNNI): noted even when the reported precisions agree; the other directions are not."""
+    same = {"FullyConnected:i8": 14}
+
+    def variant(gated_on, mode="weights"):
+        return Variant("openvino", "int8", facts={"runtime_precisions": same}, quant={"method": "ov-int8", "mode": mode},
+                       gate={"recall@10": 0.96, "cpu": {"name": "old box", "int8_gemm": gated_on}})
+
+    note = cpu.plugin_note("ov-int8-w", variant(cpu.SATURATING), dict(same), cpu.EXACT)
+    assert "gated without VNNI" in note and "groups of 32" in note and "recall@10 0.96" in note
+    assert cpu.plugin_note("v", variant(cpu.EXACT), dict(same), cpu.SATURATING) is None
+    assert cpu.plugin_note("v", variant(cpu.SATURATING), dict(same), cpu.SATURATING) is None
+    assert cpu.plugin_note("v", variant(cpu.SATURATING, mode="ptq"), dict(same), cpu.EXACT) is None
