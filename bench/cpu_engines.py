@@ -41,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 L2V_VARIANTS = [("ort", "fp32"), ("ort", "int8-smooth"), ("ort", "w8"), ("ov", "ov-fp32"), ("ov", "ov-int8")]
 BUILD_SPECS = {"int8-smooth": "int8-smooth", "w8": "w8", "ov-fp32": "ov-fp32", "ov-int8": "ov-int8"}
 DEFAULT_PEERS_PYTHON = "/work/venvs/ov-peers/bin/python"
+FLAGS_OF_NOTE = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
 
 
 def log(msg: str) -> None:
@@ -324,7 +325,9 @@ def markdown(result: dict) -> str:
     bs = result["meta"]["batch_sizes"]
     head = COLUMNS + [f"b{b} {c}" for b in bs for c in ("p50 ms", "p99 ms", "texts/s", "x ORT fp32")] + ["note"]
     lines = ["# CPU engines side by side\n", f"Command: `{result['meta']['command']}`  ",
-             f"Machine: {result['meta']['cpu']}, {result['meta']['cores']} cores; load average before "
+             f"Machine: {result['meta']['cpu']}, {result['meta']['cores']} cores, "
+             f"{' '.join(result['meta'].get('cpu_flags', []))}; int8 GEMM: {result['meta'].get('int8_gemm')}; "
+             "load average before "
              f"{result['meta']['load_before']}, after {result['meta']['load_after']}  ",
              f"Matmul probe (ORT, 1024^3): {result['probe']}  ", f"Versions: {result['meta']['versions']}\n"]
     for model, m in result["models"].items():
@@ -424,6 +427,7 @@ def parse(argv=None):
 
 def main(argv=None) -> int:
     from l2v.bench.env import cpu_name
+    from l2v.runtime.cpu import cpu_flags, int8_gemm
 
     args = parse(argv)
     if args.child_backend:
@@ -435,7 +439,8 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     load_before = load_average()
     result = {"meta": {"command": " ".join([Path(sys.executable).name] + sys.argv), "cores": os.cpu_count(),
-                       "cpu": cpu_name(), "load_before": load_before,
+                       "cpu": cpu_name(), "int8_gemm": int8_gemm(), "load_before": load_before,
+                       "cpu_flags": sorted((cpu_flags() or set()) & set(FLAGS_OF_NOTE)),
                        "batch_sizes": args.batch_sizes, "versions": versions(),
                        "note": "timings interleaved in one process; relative (x ORT fp32) unless the machine was idle"},
               "probe": probe(args.threads), "models": {}}
