@@ -41,7 +41,6 @@ HERE = Path(__file__).resolve().parent
 L2V_VARIANTS = [("ort", "fp32"), ("ort", "int8-smooth"), ("ort", "w8"), ("ov", "ov-fp32"), ("ov", "ov-int8")]
 BUILD_SPECS = {"int8-smooth": "int8-smooth", "w8": "w8", "ov-fp32": "ov-fp32", "ov-int8": "ov-int8"}
 DEFAULT_PEERS_PYTHON = "/work/venvs/ov-peers/bin/python"
-FLAGS_OF_NOTE = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
 
 
 def log(msg: str) -> None:
@@ -427,7 +426,7 @@ def parse(argv=None):
 
 def main(argv=None) -> int:
     from l2v.bench.env import cpu_name
-    from l2v.runtime.cpu import cpu_flags, int8_gemm
+    from l2v.runtime.cpu import flags_of_note, int8_gemm
 
     args = parse(argv)
     if args.child_backend:
@@ -440,7 +439,7 @@ def main(argv=None) -> int:
     load_before = load_average()
     result = {"meta": {"command": " ".join([Path(sys.executable).name] + sys.argv), "cores": os.cpu_count(),
                        "cpu": cpu_name(), "int8_gemm": int8_gemm(), "load_before": load_before,
-                       "cpu_flags": sorted((cpu_flags() or set()) & set(FLAGS_OF_NOTE)),
+                       "cpu_flags": flags_of_note(),
                        "batch_sizes": args.batch_sizes, "versions": versions(),
                        "note": "timings interleaved in one process; relative (x ORT fp32) unless the machine was idle"},
               "probe": probe(args.threads), "models": {}}

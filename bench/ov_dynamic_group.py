@@ -25,27 +25,20 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 
-def compiled(path: Path, group: str):
-    import openvino as ov
-    import openvino.properties.hint as h
+def engine(path: Path, group: str, output: str):
+    """The IR compiled as l2v compiles it (LATENCY, fp32 float ops), with the given run-time quantization group."""
+    from l2v.runtime.openvino import OpenVINOBackend, compile_model
 
-    cfg = {h.performance_mode: h.PerformanceMode.LATENCY, h.inference_precision: ov.Type.f32}
-    if group != "default":
-        cfg["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = int(group)
-    return ov.Core().compile_model(str(path), "CPU", cfg)
-
-
-def call(model, batch) -> np.ndarray:
-    names = {i.get_any_name() for i in model.inputs}
-    return model({k: v for k, v in batch.as_dict().items() if k in names})["sentence_embedding"]
+    extra = {} if group == "default" else {"DYNAMIC_QUANTIZATION_GROUP_SIZE": int(group)}
+    return OpenVINOBackend(compile_model(path, properties=extra), output)
 
 
 def p50_ms(model, batch, calls: int) -> float:
-    call(model, batch)
+    model.run(batch)
     times = []
     for _ in range(calls):
         t = time.perf_counter()
-        call(model, batch)
+        model.run(batch)
         times.append(time.perf_counter() - t)
     return round(1e3 * float(np.median(times)), 1)
 
@@ -55,7 +48,7 @@ def main(argv=None) -> int:
     from l2v.artifact import open_artifact
     from l2v.artifact.files import resolve
     from l2v.quantize.measure import fidelity
-    from l2v.runtime.cpu import cpu_flags, cpu_name, int8_gemm
+    from l2v.runtime.cpu import cpu_name, flags_of_note, int8_gemm
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("artifact")
@@ -71,8 +64,8 @@ def main(argv=None) -> int:
     rows, ref = [], None
     for label, path, group in [("ov-fp32", xml["ov-fp32"], "default")] + \
             [(args.variant, xml[args.variant], g) for g in args.groups.split(",")]:
-        model = compiled(path, group)
-        emb = np.concatenate([call(model, b) for b in batches])
+        model = engine(path, group, art.manifest.graph.output)
+        emb = np.concatenate([model.run(b) for b in batches])
         ref = emb if ref is None else ref
         f = fidelity(ref, emb)
         row = {"variant": label, "group": group, "recall@10": f["recall@10"], "mean_cosine": round(f["mean_cosine"], 6),
@@ -81,13 +74,13 @@ def main(argv=None) -> int:
         rows.append(row)
         print(json.dumps(row), flush=True)
     meta = {"command": " ".join(["python"] + sys.argv), "cpu": cpu_name(), "int8_gemm": int8_gemm(),
-            "vnni_flags": sorted((cpu_flags() or set()) & {"avx512_vnni", "avx_vnni", "amx_int8"}),
+            "cpu_flags": flags_of_note(),
             "docs": len(texts), "load_after": "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     lines = ["# OpenVINO run-time activation quantization by group size\n", f"`{meta['command']}`  ",
-             f"{meta['cpu']}, int8 GEMM: {meta['int8_gemm']}, {meta['vnni_flags']}; {meta['docs']} BBC docs at 128 "
+             f"{meta['cpu']}, int8 GEMM: {meta['int8_gemm']}, {' '.join(meta['cpu_flags'])}; {meta['docs']} BBC docs at 128 "
              f"tokens; recall vs ov-fp32; load average after {meta['load_after']}\n",
              "| variant | DYNAMIC_QUANTIZATION_GROUP_SIZE | recall@10 | mean cos | b1 ms | b32 ms |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['variant']} | {r['group']} | {r['recall@10']} | {r['mean_cosine']} | {r['b1_ms']} | {r['b32_ms']} |"

@@ -23,12 +23,6 @@ HERE = Path(__file__).resolve().parent
 SHAPES = [(576, 1536), (1536, 576), (896, 4864), (4096, 4096)]  # SmolLM2 up/down, Qwen0.5B up, 8B q
 
 
-def cpu_flags() -> list[str]:
-    from l2v.runtime.cpu import cpu_flags as all_flags
-
-    return sorted(f for f in all_flags() or () if "vnni" in f or f.startswith("avx512") or f in ("avx2", "fma"))
-
-
 def rel_rms(got, ref) -> float:
     return float(np.sqrt(((got - ref) ** 2).mean() / (ref ** 2).mean()))
 
@@ -63,13 +57,15 @@ def one(k: int, n: int, tokens: int, rng) -> dict:
 def main(argv=None) -> None:
     import onnxruntime as ort
 
+    from l2v.runtime.cpu import flags_of_note
+
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tokens", type=int, default=256)
     p.add_argument("--out", default=str(HERE / "results" / "u8s8_saturation"))
     args = p.parse_args(argv)
     rng = np.random.default_rng(0)
     rows = [one(k, n, args.tokens, rng) for k, n in SHAPES]
-    meta = {"cpu": platform.processor() or platform.machine(), "flags": cpu_flags(), "onnxruntime": ort.__version__,
+    meta = {"cpu": platform.processor() or platform.machine(), "flags": flags_of_note(), "onnxruntime": ort.__version__,
             "command": "python bench/u8s8_saturation.py"}
     cols = list(rows[0])
     md = ["# u8 x s8 saturation in ONNX Runtime on this CPU\n", f"Command: `{meta['command']}`  ",

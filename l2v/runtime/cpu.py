@@ -49,6 +49,12 @@ def cpu_flags() -> set[str] | None:
     return None if flags is None else set(flags.split())
 
 
+def flags_of_note() -> list[str]:
+    """The flags that decide float and int8 GEMM speed (avx2, fma, avx512*, *vnni*, amx*), sorted, for reports;
+    [] where there is no /proc/cpuinfo."""
+    return sorted(f for f in cpu_flags() or () if "vnni" in f or f.startswith(("avx512", "amx")) or f in ("avx2", "fma"))
+
+
 def int8_gemm(flags: set[str] | None = None) -> str | None:
     """SATURATING, EXACT, or None where this module does not know (non-x86, no /proc/cpuinfo)."""
     if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
@@ -92,9 +98,9 @@ def plugin_note(name: str, variant, here: dict | None, here_gemm: str | None = N
     if built and here and built != here:
         reasons.append(f"OpenVINO ran its matmuls as {built} there and runs them as {here} here")
     quant = variant.quant or {}
-    here_gemm = int8_gemm() if here_gemm is None else here_gemm
-    if (quant.get("method"), quant.get("mode")) == ("ov-int8", "weights") and here_gemm == EXACT \
-            and (gate.get("cpu") or {}).get("int8_gemm") == SATURATING:
+    if (quant.get("method"), quant.get("mode")) == ("ov-int8", "weights") \
+            and (gate.get("cpu") or {}).get("int8_gemm") == SATURATING \
+            and (int8_gemm() if here_gemm is None else here_gemm) == EXACT:
         reasons.append("it was gated without VNNI, where OpenVINO computes its int8-weight matmuls in fp32; this "
                        "CPU has VNNI, where OpenVINO also quantizes their activations at run time (groups of 32)")
     if not reasons:

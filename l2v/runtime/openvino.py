@@ -35,10 +35,12 @@ def openvino(purpose: str = "the openvino backend"):
     return ov
 
 
-def compile_model(model_or_path, threads: int | None = None, hint: str = "LATENCY", profiling: bool = False):
+def compile_model(model_or_path, threads: int | None = None, hint: str = "LATENCY", profiling: bool = False,
+                  properties: dict | None = None):
     """Compile an IR path or an `ov.Model` for the CPU with fp32 float ops (see the module docstring).
     LATENCY: one stream, every core on each request (what a caller of `run` wants); THROUGHPUT: several
-    streams, which only pay with concurrent requests."""
+    streams, which only pay with concurrent requests. `properties`: more CPU plugin properties, by name (e.g.
+    {"DYNAMIC_QUANTIZATION_GROUP_SIZE": 0}, bench/ov_dynamic_group.py)."""
     ov = openvino()
     import openvino.properties as props
     import openvino.properties.hint as h
@@ -50,6 +52,7 @@ def compile_model(model_or_path, threads: int | None = None, hint: str = "LATENC
         config[props.inference_num_threads] = int(threads)
     if profiling:
         config[props.enable_profiling] = True
+    config.update(properties or {})
     src = str(model_or_path) if isinstance(model_or_path, (str, Path)) else model_or_path
     try:
         return ov.Core().compile_model(src, "CPU", config)
