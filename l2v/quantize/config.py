@@ -401,6 +401,8 @@ class OvInt8Config(QuantConfig):
     the eval batches.
     mode="weights": `nncf.compress_weights` INT8_SYM (int8 weights per output channel, no activation
     quantization at build; the CPU plugin decides at run time whether to quantize activations).
+    `weights` (mode="weights" only): "sym" (INT8_SYM, one scale per output channel) or "asym" (INT8_ASYM: a
+    zero point per output channel too; on SmolLM2-135M it raised the gate's recall@10 from 0.869 to 0.879).
     """
     method: ClassVar[str] = "ov-int8"
     name: str | None = None
@@ -410,6 +412,7 @@ class OvInt8Config(QuantConfig):
     keep_sensitive: int = 4
     keep_fp32: list = field(default_factory=list)
     quantize_attention: bool = False
+    weights: str = "sym"
     calib_texts: int = 300
     calib_max_length: int = 128
     max_drop: float | None = None
@@ -419,9 +422,13 @@ class OvInt8Config(QuantConfig):
     def check(self) -> None:
         _choice(self.mode, ("ptq", "accuracy", "weights"), "mode")
         _choice(self.preset, ("performance", "mixed"), "preset")
+        _choice(self.weights, ("sym", "asym"), "weights")
         a = self.smoothquant_alpha
         if a is not None and not 0.0 < float(a) <= 1.0:
             raise InputError(f"smoothquant_alpha={a} must be in (0, 1], or none to turn SmoothQuant off")
+        if self.weights != "sym" and self.mode != "weights":
+            raise InputError(f"weights={self.weights!r} needs mode=weights (static PTQ's weights are symmetric)",
+                             hint="drop weights, or use mode=weights")
         _check_count(self.keep_sensitive, "keep_sensitive", 0)
         _check_keep(self.keep_fp32)
         _check_calib(self)

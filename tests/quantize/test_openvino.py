@@ -73,6 +73,36 @@ def test_int8_ir_structure_and_load(ov, artifact, texts):
     assert _cos_min(ref, a) > 0.9
 
 
+def test_weights_mode_asymmetric(ov, artifact, texts):
+    """weights=asym: every projection's weight is u8 with a zero point (Subtract) per output channel, no i8
+    weight and no FakeQuantize; the variant loads and stays close to fp32."""
+    import l2v
+
+    entry = quantize_artifact(artifact, ["ov-int8:mode=weights,weights=asym,keep_sensitive=0"], eval=texts[1],
+                              speed=False)["ov-int8"]
+    facts, s = entry.facts, entry.facts["structure"]
+    assert facts["weights"] == "asym" and s["matmul_int8_weights_only"] == 14 and s["FakeQuantize"] == 0
+    model = ov.Core().read_model(str(artifact / "model_ov-int8.xml"))
+    consts = [op.get_output_element_type(0).get_type_name() for op in model.get_ops()
+              if op.get_type_name() == "Constant" and len(op.get_output_partial_shape(0)) == 2]
+    assert consts.count("u8") >= 14 and "i8" not in consts
+    assert sum(op.get_type_name() == "Subtract" for op in model.get_ops()) >= 14
+    enc = l2v.load(artifact, variant="ov-int8")
+    got, ref = enc.encode(TEXTS), l2v.load(artifact, variant="fp32").encode(TEXTS)
+    assert got.shape == ref.shape and _cos_min(ref, got) > 0.99
+
+
+def test_asymmetric_weights_need_weights_mode():
+    from l2v.errors import InputError
+    from l2v.quantize.config import parse_method
+
+    with pytest.raises(InputError, match=r"weights='asym' needs mode=weights"):
+        parse_method("ov-int8:weights=asym")
+    with pytest.raises(InputError, match=r"weights"):
+        parse_method("ov-int8:mode=weights,weights=int4")
+    assert parse_method("ov-int8:mode=weights,weights=asym").weights == "asym"
+
+
 def test_gate_refuses_a_bad_openvino_variant(ov, artifact, texts):
     from l2v.cli.quantize import main
 
