@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,17 +32,14 @@ def engine(path: Path, group: str, output: str):
 
 
 def p50_ms(model, batch, calls: int) -> float:
-    model.run(batch)
-    times = []
-    for _ in range(calls):
-        t = time.perf_counter()
-        model.run(batch)
-        times.append(time.perf_counter() - t)
-    return round(1e3 * float(np.median(times)), 1)
+    """p50 of `calls` calls after one warm-up, with cpu_engines' timing loop (one runner)."""
+    from cpu_engines import interleaved
+
+    return round(interleaved({"ir": model}, batch, float("inf"), calls)["ir"]["p50_ms"], 1)
 
 
 def main(argv=None) -> int:
-    from cpu_engines import corpus_batches, speed_batch
+    from cpu_engines import corpus_batches, load_average, speed_batch
     from l2v.artifact import open_artifact
     from l2v.artifact.files import resolve
     from l2v.quantize.measure import fidelity
@@ -75,7 +70,7 @@ def main(argv=None) -> int:
         print(json.dumps(row), flush=True)
     meta = {"command": " ".join(["python"] + sys.argv), "cpu": cpu_name(), "int8_gemm": int8_gemm(),
             "cpu_flags": flags_of_note(),
-            "docs": len(texts), "load_after": "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())}
+            "docs": len(texts), "load_after": load_average()}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
