@@ -146,11 +146,19 @@ def interleaved(runs: dict, batch, min_seconds: float, max_reps: int) -> dict:
 
 
 def probe(threads) -> dict:
-    from l2v.bench.probe import ort_peak
+    """ORT fp32 / int8 and, with openvino installed, OpenVINO FullyConnected f32 / bf16 GFLOP/s (1024^3)."""
+    from l2v.bench.probe import ort_peak, ov_peak
 
     f, q = ort_peak("fp32", threads), ort_peak("int8", threads)
-    return {"ort_fp32_gflops": round(f["flops_per_s"] / 1e9, 1), "ort_int8_gops": round(q["flops_per_s"] / 1e9, 1),
-            "int8_over_fp32": round(q["flops_per_s"] / f["flops_per_s"], 2)}
+    out = {"ort_fp32_gflops": round(f["flops_per_s"] / 1e9, 1), "ort_int8_gops": round(q["flops_per_s"] / 1e9, 1),
+           "int8_over_fp32": round(q["flops_per_s"] / f["flops_per_s"], 2)}
+    try:
+        of, ob = ov_peak("fp32", threads), ov_peak("bf16", threads)
+    except ImportError:
+        return out
+    out.update(ov_fp32_gflops=round(of["flops_per_s"] / 1e9, 1), ov_bf16_gflops=round(ob["flops_per_s"] / 1e9, 1),
+               ov_bf16_ran=ob["ran"])
+    return out
 
 
 # ------------------------------------------------------------------------------------------ one model
@@ -328,7 +336,8 @@ def markdown(result: dict) -> str:
              f"{' '.join(result['meta'].get('cpu_flags', []))}; int8 GEMM: {result['meta'].get('int8_gemm')}; "
              "load average before "
              f"{result['meta']['load_before']}, after {result['meta']['load_after']}  ",
-             f"Matmul probe (ORT, 1024^3): {result['probe']}  ", f"Versions: {result['meta']['versions']}\n"]
+             f"Matmul probe (1024^3; ORT, and OpenVINO FullyConnected): {result['probe']}  ",
+             f"Versions: {result['meta']['versions']}\n"]
     for model, m in result["models"].items():
         lines += [f"## {model} ({m['docs']} BBC docs at {m['max_tokens']} tokens; recall vs ort/fp32)\n",
                   "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

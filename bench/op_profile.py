@@ -34,7 +34,7 @@ INT8_ORT = {"MatMulInteger", "DynamicQuantizeLinear", "QuantizeLinear", "Dequant
             "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "QLinearMatMul"}
 
 
-def ort_profile(path: Path, batch, calls: int, threads) -> dict:
+def ort_profile(path: Path, batch, calls: int, threads, variant=None) -> dict:
     """{op type: ms per call}, wall ms per call: kernel times of the `calls` runs after one warm-up."""
     from l2v.runtime.onnx import session
 
@@ -60,11 +60,12 @@ def ort_profile(path: Path, batch, calls: int, threads) -> dict:
             "int8_ops": sorted(k for k in per_op if k in INT8_ORT)}
 
 
-def ov_profile(path: Path, batch, calls: int, threads) -> dict:
-    """{node type [exec precision]: ms per call}, wall ms per call, from the request's profiling_info."""
-    from l2v.runtime.openvino import compile_model
+def ov_profile(path: Path, batch, calls: int, threads, variant=None) -> dict:
+    """{node type [exec precision]: ms per call}, wall ms per call, from the request's profiling_info; compiled
+    with the variant's recorded plugin properties (e.g. ov-bf16's bf16 precision), as l2v.load compiles it."""
+    from l2v.runtime.openvino import compile_recorded, plugin_of
 
-    compiled = compile_model(path, threads, profiling=True)
+    compiled = compile_recorded(path, plugin_of(variant) if variant is not None else None, threads, profiling=True)
     req = compiled.create_infer_request()
     feeds = {i.get_any_name(): np.ascontiguousarray(batch[i.get_any_name()]) for i in compiled.inputs}
     req.infer(feeds)
@@ -98,7 +99,7 @@ def profile_engine(art, engine: str, batch, calls: int, threads) -> dict:
     fn = {"ort": ort_profile, "ov": ov_profile}.get(backend)
     if fn is None:
         return {"error": f"unknown backend {backend!r} (ort or ov)"}
-    r = fn(path, batch, calls, threads)
+    r = fn(path, batch, calls, threads, v)
     total = sum(r["ops"].values())
     r["node_ms"] = total
     r["ops"] = dict(sorted(r["ops"].items(), key=lambda kv: -kv[1]))  # unrounded: the report rounds

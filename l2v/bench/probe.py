@@ -3,6 +3,8 @@
 torch: fp32, bf16, fp16 (`a @ b`) and int8 (`torch._int_mm`, int32 accumulate) where the device has it.
 onnxruntime: fp32 `MatMul` and int8 `MatMulInteger` with uint8 activations x int8 weights (u8s8, the
 form ONNX Runtime's dynamic quantization emits and MLAS's fast path).
+openvino: an activation x constant-weight MatMul (the CPU plugin's FullyConnected, what a projection runs)
+compiled at f32 and at bf16 (`INFERENCE_PRECISION_HINT`; bf16 kernels need AVX512-BF16 or AMX).
 The best of the timed repeats is the peak (the least disturbed run).
 """
 from __future__ import annotations
@@ -88,3 +90,24 @@ def ort_peak(dtype: str, threads: int | None = None, size: int = 1024, seconds: 
         a, b = (rng.standard_normal((size, size), dtype=np.float32) for _ in range(2))
     rate, n = _best_rate(lambda: sess.run(None, {"a": a, "b": b}), 2.0 * size ** 3, seconds)
     return {"library": "onnxruntime", "dtype": dtype, "flops_per_s": rate, "size": size, "n": n}
+
+
+def ov_peak(dtype: str, threads: int | None = None, size: int = 1024, seconds: float = 0.5) -> dict:
+    """OpenVINO CPU plugin FullyConnected (activations [size, size] x constant weights [size, size]) at
+    `dtype` "fp32" or "bf16", compiled as l2v compiles its variants (LATENCY)."""
+    import numpy as np
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    from l2v.runtime.openvino import compile_model, compiled_properties
+
+    rng = np.random.default_rng(0)
+    a = ops.parameter([size, size], ov.Type.f32, name="a")
+    w = ops.constant(rng.standard_normal((size, size), dtype=np.float32))
+    compiled = compile_model(ov.Model([ops.matmul(a, w, False, False)], [a], "probe"), threads,
+                             precision={"fp32": "f32", "bf16": "bf16"}[dtype])
+    req = compiled.create_infer_request()
+    x = rng.standard_normal((size, size), dtype=np.float32)
+    rate, n = _best_rate(lambda: req.infer({0: x}), 2.0 * size ** 3, seconds)
+    ran = compiled_properties(compiled)["INFERENCE_PRECISION_HINT"]  # "f32" where the CPU cannot run bf16
+    return {"library": "openvino", "dtype": dtype, "flops_per_s": rate, "size": size, "n": n, "ran": ran}

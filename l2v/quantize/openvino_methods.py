@@ -1,8 +1,9 @@
-"""`ov-fp32` and `ov-int8`: OpenVINO IR variants (kind `openvino`) made from the artifact's reference graph.
+"""`ov-fp32`, `ov-bf16` and `ov-int8`: OpenVINO IR variants (kind `openvino`) made from the artifact's reference graph.
 
 ov-fp32 converts the validated ONNX graph with `openvino.convert_model` (dynamic batch and sequence kept,
 fp32 weights, no fp16 compression) and checks it against ONNX Runtime on a few eval texts (min cosine
->= 0.99999, else `ValidationError`). ov-int8 converts the same way and quantizes with NNCF (see
+>= 0.99999, else `ValidationError`). ov-bf16 is the same IR recorded to run with bf16 float ops
+(`facts.plugin`, applied by the backend at load, so the gate measures what users run). ov-int8 converts the same way and quantizes with NNCF (see
 `OvInt8Config`): static int8 PTQ with SmoothQuant on the calibration texts, the decoder layers l2v's
 sensitivity ranking marks kept in fp32 through NNCF's ignored scope, optionally NNCF's accuracy-control
 loop driven by the recall gate's own metric. Both write `model_<variant>.xml` + `.bin` into the
@@ -24,7 +25,7 @@ import numpy as np
 
 from l2v.artifact import FileRecord, Variant, variant_file
 from l2v.errors import OptionalDependencyError, ValidationError
-from l2v.quantize.config import OvFp32Config, OvInt8Config
+from l2v.quantize.config import OvBf16Config, OvFp32Config, OvInt8Config
 from l2v.quantize.registry import Built, register
 from l2v.runtime.openvino import openvino, runtime_precisions
 
@@ -244,12 +245,39 @@ def _int8_weight(node, depth: int = 5) -> bool:
 # ---------------------------------------------------------------------------------------- handlers
 @register(OvFp32Config, kind="openvino")
 def build_ov_fp32(ctx, cfg: OvFp32Config, tmp: Path) -> Built:
+    return _float_ir(ctx, cfg, tmp, "f32")
+
+
+@register(OvBf16Config, kind="openvino")
+def build_ov_bf16(ctx, cfg: OvBf16Config, tmp: Path) -> Built:
+    return _float_ir(ctx, cfg, tmp, "bf16")
+
+
+def _float_ir(ctx, cfg, tmp: Path, precision: str) -> Built:
+    """The converted IR with fp32 weights, checked at f32 against ONNX Runtime, to run at `precision`."""
+    from l2v.runtime.openvino import compile_recorded
+
     t0 = time.perf_counter()
     model = convert(ctx.source_path)
     cos = check_conversion(ctx, model)
+    plugin = plugin_facts(precision, None)
+    facts = {"plugin": plugin, "runtime_precisions": runtime_precisions(compile_recorded(model, plugin))} \
+        if plugin else {}
     files = save_ir(model, tmp, cfg.variant)
-    return Built(ir_variant(files, "fp32", conversion_min_cosine=round(cos, 7), converted_from=ctx.source_name,
+    return Built(ir_variant(files, "fp32" if precision == "f32" else precision, conversion_min_cosine=round(cos, 7),
+                            converted_from=ctx.source_name, **facts,
                             build_seconds=round(time.perf_counter() - t0, 1), **versions()))
+
+
+def plugin_facts(precision: str, dynamic_group: int | None) -> dict:
+    """The CPU plugin properties a variant records (facts.plugin) for the backend to compile it with; the
+    defaults (f32, the plugin's own dynamic quantization) are left out."""
+    out = {}
+    if precision != "f32":
+        out["INFERENCE_PRECISION_HINT"] = precision
+    if dynamic_group is not None:
+        out["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = int(dynamic_group)
+    return out
 
 
 def _quantize(ctx, cfg: OvInt8Config, model, scope):
@@ -311,7 +339,7 @@ def recall_validation(gate, items: list[dict]):
 @register(OvInt8Config, kind="openvino", calibrates=True)
 def build_ov_int8(ctx, cfg: OvInt8Config, tmp: Path) -> Built:
     nncf = _nncf()
-    from l2v.runtime.openvino import compile_model
+    from l2v.runtime.openvino import compile_recorded
 
     t0 = time.perf_counter()
     model = convert(ctx.source_path)
@@ -322,8 +350,10 @@ def build_ov_int8(ctx, cfg: OvInt8Config, tmp: Path) -> Built:
         q, extra = _quantize(ctx, cfg, model, scope)
     del model
     files = save_ir(q, tmp, cfg.variant)
+    plugin = plugin_facts(cfg.compute, cfg.dynamic_group)
     facts = {"mode": cfg.mode, "weights": cfg.weights, "kept_layers": kept, "kept_fp32": len(ignored),
-             "attention_fp32": len(attention), **extra,
-             "structure": int8_structure(q), "runtime_precisions": runtime_precisions(compile_model(q)),
+             "attention_fp32": len(attention), **extra, **({"plugin": plugin} if plugin else {}),
+             "structure": int8_structure(q),
+             "runtime_precisions": runtime_precisions(compile_recorded(q, plugin)),
              "build_seconds": round(time.perf_counter() - t0, 1), **versions()}
     return Built(ir_variant(files, "int8", **facts))

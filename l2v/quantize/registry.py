@@ -23,7 +23,7 @@ NEEDS = {"fp16": ("onnx", False), "bf16": ("onnx", False), "int8-dynamic": ("onn
          "int8-smooth": ("onnx", True), "w8": ("onnx", True), "w4": ("onnx", True), "auto": ("onnx", True),
          "bnb-int8": ("bnb", False), "bnb-nf4": ("bnb", False),
          "trt-fp16": ("trt", False), "trt-bf16": ("trt", False), "trt-int8": ("trt", True), "trt-fp8": ("trt", True),
-         "ov-fp32": ("openvino", False), "ov-int8": ("openvino", True)}
+         "ov-fp32": ("openvino", False), "ov-bf16": ("openvino", False), "ov-int8": ("openvino", True)}
 
 
 @dataclass

@@ -91,14 +91,16 @@ def plugin_note(name: str, variant, here: dict | None, here_gemm: str | None = N
     {"FullyConnected:i8": n, ...}) than at the build (`facts.runtime_precisions`); or an int8-weights-only
     variant (`ov-int8:mode=weights`) gated without VNNI, where the plugin computes those matmuls in fp32 (the
     vectors equal DYNAMIC_QUANTIZATION_GROUP_SIZE=0's), runs here with VNNI, where it also quantizes their
-    activations at run time (groups of 32). The reverse directions only raise recall, and are not noted."""
+    activations at run time (groups of 32), unless the variant turned that off (`dynamic_group=0`). The reverse
+    directions only raise recall, and are not noted."""
     gate = variant.gate or {}
     built = (variant.facts or {}).get("runtime_precisions")
     reasons = []
     if built and here and built != here:
         reasons.append(f"OpenVINO ran its matmuls as {built} there and runs them as {here} here")
     quant = variant.quant or {}
-    if (quant.get("method"), quant.get("mode")) == ("ov-int8", "weights") \
+    runtime_int8 = ((variant.facts or {}).get("plugin") or {}).get("DYNAMIC_QUANTIZATION_GROUP_SIZE") != 0
+    if (quant.get("method"), quant.get("mode")) == ("ov-int8", "weights") and runtime_int8 \
             and (gate.get("cpu") or {}).get("int8_gemm") == SATURATING \
             and (int8_gemm() if here_gemm is None else here_gemm) == EXACT:
         reasons.append("it was gated without VNNI, where OpenVINO computes its int8-weight matmuls in fp32; this "

@@ -5,10 +5,12 @@ Variants of kind `openvino` are made by the `ov-fp32` / `ov-int8` quantization m
 contract (inputs `input_ids`, `attention_mask`, `pooling_mask`, output `sentence_embedding`, dynamic batch
 and sequence). `openvino` is an optional dependency (`pip install 'l2v-export[openvino]'`).
 
-Compilation pins `INFERENCE_PRECISION_HINT` to f32: the CPU plugin otherwise runs float ops in bf16 on
-CPUs with AMX / AVX512-BF16, which would silently change an fp32 variant's numbers (an int8 IR's int8
-ops are int8 either way). One compiled model, one infer request per calling thread (requests are not
-thread-safe; compiled models are).
+Compilation pins `INFERENCE_PRECISION_HINT` to the variant's recorded precision, f32 unless the variant was
+built for bf16 (`ov-bf16`, `ov-int8:compute=bf16`): the CPU plugin otherwise picks bf16 by itself on CPUs
+with AMX, which would silently change an fp32 variant's numbers (an int8 IR's int8 ops are int8 either way).
+The variant's `facts.plugin` holds the CPU plugin properties it was gated with (`INFERENCE_PRECISION_HINT`,
+`DYNAMIC_QUANTIZATION_GROUP_SIZE`); loading applies them. One compiled model, one infer request per calling
+thread (requests are not thread-safe; compiled models are).
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from l2v.text.batch import Batch
 HINTS = ("LATENCY", "THROUGHPUT")
 PROPERTIES = ("PERFORMANCE_HINT", "INFERENCE_PRECISION_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS",
               "EXECUTION_DEVICES", "DYNAMIC_QUANTIZATION_GROUP_SIZE")
+PRECISIONS = ("f32", "bf16")  # INFERENCE_PRECISION_HINT values a variant may record
+VARIANT_PROPERTIES = ("INFERENCE_PRECISION_HINT", "DYNAMIC_QUANTIZATION_GROUP_SIZE")  # what facts.plugin may set
 
 
 def openvino(purpose: str = "the openvino backend"):
@@ -36,8 +40,8 @@ def openvino(purpose: str = "the openvino backend"):
 
 
 def compile_model(model_or_path, threads: int | None = None, hint: str = "LATENCY", profiling: bool = False,
-                  properties: dict | None = None):
-    """Compile an IR path or an `ov.Model` for the CPU with fp32 float ops (see the module docstring).
+                  properties: dict | None = None, precision: str = "f32"):
+    """Compile an IR path or an `ov.Model` for the CPU with `precision` float ops (see the module docstring).
     LATENCY: one stream, every core on each request (what a caller of `run` wants); THROUGHPUT: several
     streams, which only pay with concurrent requests. `properties`: more CPU plugin properties, by name (e.g.
     {"DYNAMIC_QUANTIZATION_GROUP_SIZE": 0}, bench/ov_dynamic_group.py)."""
@@ -47,7 +51,10 @@ def compile_model(model_or_path, threads: int | None = None, hint: str = "LATENC
 
     if hint not in HINTS:
         raise InputError(f"OpenVINO performance hint {hint!r} is not supported", hint=f"use one of {', '.join(HINTS)}")
-    config = {h.performance_mode: getattr(h.PerformanceMode, hint), h.inference_precision: ov.Type.f32}
+    if precision not in PRECISIONS:
+        raise InputError(f"OpenVINO inference precision {precision!r} is not supported",
+                         hint=f"use one of {', '.join(PRECISIONS)}")
+    config = {h.performance_mode: getattr(h.PerformanceMode, hint), h.inference_precision: getattr(ov.Type, precision)}
     if threads:
         config[props.inference_num_threads] = int(threads)
     if profiling:
@@ -61,6 +68,14 @@ def compile_model(model_or_path, threads: int | None = None, hint: str = "LATENC
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
         raise ArtifactError(f"OpenVINO cannot load {what}: {first}",
                             hint="the IR files are damaged or incomplete; rebuild the variant") from e
+
+
+def compile_recorded(model_or_path, plugin: dict | None, threads: int | None = None, hint: str = "LATENCY",
+                     profiling: bool = False):
+    """`compile_model` with a variant's recorded plugin properties (`plugin_of`, or the dict a build records)."""
+    rest = dict(plugin or {})
+    precision = rest.pop("INFERENCE_PRECISION_HINT", "f32")
+    return compile_model(model_or_path, threads, hint, profiling, properties=rest, precision=precision)
 
 
 def compiled_properties(compiled) -> dict:
@@ -90,6 +105,20 @@ def runtime_precisions(compiled) -> dict:
     return dict(sorted(c.items()))
 
 
+def plugin_of(variant) -> dict:
+    """The CPU plugin properties variant was gated with (`facts.plugin`; none in ov-fp32 and older variants:
+    f32, the plugin's defaults), checked so a hand-edited manifest cannot pass the plugin anything else."""
+    plugin = dict((variant.facts or {}).get("plugin") or {})
+    unknown = sorted(set(plugin) - set(VARIANT_PROPERTIES))
+    if unknown:
+        raise ArtifactError(f"the variant's facts.plugin sets {', '.join(unknown)}, which l2v does not apply",
+                            hint=f"only {', '.join(VARIANT_PROPERTIES)} are recorded by l2v; rebuild the variant")
+    if plugin.get("INFERENCE_PRECISION_HINT", "f32") not in PRECISIONS:
+        raise ArtifactError(f"the variant records inference precision {plugin['INFERENCE_PRECISION_HINT']!r}",
+                            hint=f"l2v builds {', '.join(PRECISIONS)}; rebuild the variant")
+    return plugin
+
+
 class OpenVINOBackend(Backend):
     """One compiled model; `run` is safe to call from several threads (one infer request each)."""
 
@@ -110,14 +139,16 @@ class OpenVINOBackend(Backend):
                              hint="use device='cpu', or an onnx/torch variant on CUDA")
         path = resolve(root or artifact.root, variant.main.path)
         graph = artifact.manifest.graph
-        return cls.from_file(path, graph.output, options, graph.dim, variant.dtype)
+        return cls.from_file(path, graph.output, options, graph.dim, variant.dtype, plugin=plugin_of(variant))
 
     @classmethod
     def from_file(cls, path: Path, output: str, options: RunOptions | None = None, dim: int | None = None,
-                  precision: str = "fp32", hint: str = "LATENCY", profiling: bool = False) -> "OpenVINOBackend":
-        """A compiled IR whose `output` must exist (and be `dim` wide, when given)."""
+                  precision: str = "fp32", hint: str = "LATENCY", profiling: bool = False,
+                  plugin: dict | None = None) -> "OpenVINOBackend":
+        """A compiled IR whose `output` must exist (and be `dim` wide, when given); `plugin`: the variant's
+        recorded plugin properties (`plugin_of`)."""
         options = options or RunOptions()
-        compiled = compile_model(path, options.threads, hint, profiling)
+        compiled = compile_recorded(path, plugin, options.threads, hint, profiling)
         names = {n for o in compiled.outputs for n in o.get_names()}
         if output not in names:
             raise ArtifactError(f"{Path(path).name} has no output {output!r} (it has {', '.join(sorted(names))})",

@@ -143,3 +143,92 @@ def test_load_notes_other_plugin_precisions_than_at_the_gate(ov, artifact, texts
         enc = l2v.load(artifact, variant="ov-int8")
     assert any(str(here) in str(w.message) for w in rec if w.category is RuntimeWarning)
     assert enc.encode(TEXTS[:1]).shape == (1, 64)
+
+
+def _bf16_cpu() -> bool:
+    from l2v.runtime.cpu import cpu_flags
+
+    return bool({"avx512_bf16", "amx_bf16"} & (cpu_flags() or set()))
+
+
+def test_bf16_variant_runs_bf16_where_the_cpu_can(ov, artifact, texts):
+    """ov-bf16: the ov-fp32 IR recorded to compile with bf16 float ops; the backend applies it at load, so
+    the vectors differ from ov-fp32's (bf16 rounding) but stay close, and the gate measured the same thing."""
+    import l2v
+
+    entries = quantize_artifact(artifact, ["ov-fp32", "ov-bf16"], eval=texts[1], speed=False)
+    entry = entries["ov-bf16"]
+    assert entry.kind == "openvino" and entry.dtype == "bf16"
+    assert entry.facts["plugin"] == {"INFERENCE_PRECISION_HINT": "bf16"} and "plugin" not in entries["ov-fp32"].facts
+    assert [r.path for r in entry.files] == ["model_ov-bf16.xml", "model_ov-bf16.bin"]
+    enc, f32 = l2v.load(artifact, variant="ov-bf16"), l2v.load(artifact, variant="ov-fp32")
+    got, ref = enc.encode(TEXTS), f32.encode(TEXTS)
+    assert _cos_min(ref, got) > 0.99
+    if _bf16_cpu():  # the plugin honours bf16 only with bf16 arithmetic: then it must be what ran
+        assert enc.backend.properties["INFERENCE_PRECISION_HINT"] == "bf16"
+        assert any(k.startswith("FullyConnected") and k.endswith("bf16") for k in entry.facts["runtime_precisions"])
+        assert enc.backend.runtime_precisions() == entry.facts["runtime_precisions"]
+        assert not np.array_equal(ref, got)
+        assert entry.gate["mean_cosine"] < 1.0
+
+
+def test_int8_weights_with_bf16_compute_and_no_runtime_activation_int8(ov, artifact, texts):
+    """ov-int8:mode=weights,compute=bf16,dynamic_group=0: int8 weights decompressed into bf16 matmuls (no
+    activation is quantized at run time), recorded and applied at load."""
+    import l2v
+
+    spec = "ov-int8:mode=weights,weights=asym,keep_sensitive=0,compute=bf16,dynamic_group=0,name=ov-w8bf16"
+    entry = quantize_artifact(artifact, [spec], eval=texts[1], speed=False)["ov-w8bf16"]
+    assert entry.facts["plugin"] == {"INFERENCE_PRECISION_HINT": "bf16", "DYNAMIC_QUANTIZATION_GROUP_SIZE": 0}
+    assert entry.facts["structure"]["matmul_int8_weights_only"] == 14
+    enc = l2v.load(artifact, variant="ov-w8bf16")
+    assert str(enc.backend.properties["DYNAMIC_QUANTIZATION_GROUP_SIZE"]) == "0"
+    a, b = enc.encode(TEXTS), enc.encode(TEXTS[:1])
+    assert np.allclose(a[:1], b, atol=2e-2)
+    ref = l2v.load(artifact, variant="fp32").encode(TEXTS)
+    assert _cos_min(ref, a) > 0.99
+    # what loaded is the IR compiled with exactly the recorded properties; on a VNNI CPU the plugin's default
+    # (activations quantized at run time) gives other vectors
+    from l2v.runtime.cpu import EXACT, int8_gemm
+    from l2v.runtime.openvino import OpenVINOBackend, compile_model
+
+    path, out = artifact / "model_ov-w8bf16.xml", enc.backend.output.get_any_name()
+    enc.backend = OpenVINOBackend(compile_model(path, precision="bf16", properties={"DYNAMIC_QUANTIZATION_GROUP_SIZE": 0}),
+                                  out)
+    assert np.array_equal(enc.encode(TEXTS), a)
+    enc.backend = OpenVINOBackend(compile_model(path, precision="bf16"), out)
+    if int8_gemm() == EXACT:
+        assert not np.array_equal(enc.encode(TEXTS), a)
+    if _bf16_cpu():
+        assert str(enc.backend.properties["INFERENCE_PRECISION_HINT"]) == "bf16"
+
+
+def test_openvino_compute_options_are_checked():
+    from l2v.errors import InputError
+    from l2v.quantize.config import parse_method
+
+    with pytest.raises(InputError, match=r"compute='fp16' is not supported.*f32, bf16"):
+        parse_method("ov-int8:mode=weights,compute=fp16")
+    with pytest.raises(InputError, match=r"dynamic_group=0 needs mode=weights"):
+        parse_method("ov-int8:dynamic_group=0")
+    with pytest.raises(InputError, match=r"dynamic_group=-1 must be an integer >= 0"):
+        parse_method("ov-int8:mode=weights,dynamic_group=-1")
+    cfg = parse_method("ov-int8:mode=weights,compute=bf16,dynamic_group=0")
+    assert (cfg.compute, cfg.dynamic_group) == ("bf16", 0)
+
+
+def test_load_refuses_plugin_properties_l2v_does_not_record(ov, artifact, texts):
+    import l2v
+    from l2v.errors import ArtifactError
+
+    quantize_artifact(artifact, ["ov-bf16"], eval=texts[1], speed=False)
+    path = artifact / "l2v.json"
+    m = json.loads(path.read_text())
+    m["variants"]["ov-bf16"]["facts"]["plugin"]["NUM_STREAMS"] = 8
+    path.write_text(json.dumps(m))
+    with pytest.raises(ArtifactError, match=r"facts.plugin sets NUM_STREAMS"):
+        l2v.load(artifact, variant="ov-bf16", verify=False)
+    m["variants"]["ov-bf16"]["facts"]["plugin"] = {"INFERENCE_PRECISION_HINT": "f16"}
+    path.write_text(json.dumps(m))
+    with pytest.raises(ArtifactError, match=r"inference precision 'f16'"):
+        l2v.load(artifact, variant="ov-bf16", verify=False)

@@ -29,6 +29,7 @@ TABLE = {
     "bnb-int8": (None, None),
     "bnb-nf4": (None, None),
     "ov-fp32": ("openvino", None),  # kind openvino: tests/quantize/test_openvino.py
+    "ov-bf16": ("openvino", None),
     "ov-int8": ("openvino", None),
 }
 # one activation scale for the whole batch: results depend on the batch's other texts (and padding)

@@ -84,3 +84,18 @@ def test_plugin_note_for_int8_weights_gated_without_vnni():
     assert cpu.plugin_note("v", variant(cpu.EXACT), dict(same), cpu.SATURATING) is None
     assert cpu.plugin_note("v", variant(cpu.SATURATING), dict(same), cpu.SATURATING) is None
     assert cpu.plugin_note("v", variant(cpu.SATURATING, mode="ptq"), dict(same), cpu.EXACT) is None
+
+
+def test_no_vnni_note_when_the_variant_turned_run_time_int8_off():
+    """dynamic_group=0 (recorded as facts.plugin) means the plugin never quantizes the activations, with or
+    without VNNI: the same vectors on both CPUs, so no note; any other recorded group size is still noted."""
+    same = {"FullyConnected:u8": 14}
+
+    def variant(group):
+        return Variant("openvino", "int8", facts={"runtime_precisions": same,
+                                                  "plugin": {"DYNAMIC_QUANTIZATION_GROUP_SIZE": group}},
+                       quant={"method": "ov-int8", "mode": "weights"},
+                       gate={"recall@10": 0.96, "cpu": {"name": "old box", "int8_gemm": cpu.SATURATING}})
+
+    assert cpu.plugin_note("v", variant(0), dict(same), cpu.EXACT) is None
+    assert "gated without VNNI" in cpu.plugin_note("v", variant(64), dict(same), cpu.EXACT)
