@@ -3,6 +3,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# OpenVINO's converter and NNCF send usage telemetry from a forked child process unless they see CI=true. Forked from
+# this multi-threaded pytest process on an offline machine, one such child blocked in getaddrinfo, ignored SIGTERM
+# (a Python handler it inherited) and held pytest's exit for over 8 minutes. CI=true turns their telemetry off.
+os.environ.setdefault("CI", "true")
 
 
 import pytest  # noqa: E402
