@@ -389,9 +389,6 @@ class OvBf16Config(QuantConfig):
     name: str | None = None
 
 
-OV_COMPUTE = ("f32", "bf16")  # INFERENCE_PRECISION_HINT values an OpenVINO variant may compile with
-
-
 @dataclass
 class OvInt8Config(QuantConfig):
     """int8 OpenVINO IR made with NNCF from the reference graph (kind `openvino`).
@@ -449,7 +446,9 @@ class OvInt8Config(QuantConfig):
         if self.weights != "sym" and self.mode != "weights":
             raise InputError(f"weights={self.weights!r} needs mode=weights (static PTQ's weights are symmetric)",
                              hint="drop weights, or use mode=weights")
-        _choice(self.compute, OV_COMPUTE, "compute")
+        from l2v.runtime.openvino import PRECISIONS  # what the backend compiles with (imports no openvino)
+
+        _choice(self.compute, PRECISIONS, "compute")
         _check_count(self.dynamic_group, "dynamic_group", 0, optional=True)
         if self.dynamic_group is not None and self.mode != "weights":
             raise InputError(f"dynamic_group={self.dynamic_group} needs mode=weights (static int8 quantizes its "
