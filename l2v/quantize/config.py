@@ -477,10 +477,51 @@ def _check_calib(cfg) -> None:
         raise InputError(f"calib_max_length={cfg.calib_max_length!r} must be an integer >= 2")
 
 
+OV_FAMILIES = ("bf16", "w8-bf16", "w8")  # ov-auto's candidate recipes (OvAutoConfig.candidate)
+
+
+@dataclass
+class OvAutoConfig(QuantConfig):
+    """Search the fastest OpenVINO CPU variant that holds the gate (kind `openvino`). Candidate recipes
+    (`families`): "bf16" (= ov-bf16), "w8-bf16" (ov-int8 mode=weights, asymmetric int8 weights decompressed
+    into bf16 float ops, no run-time activation int8: `compute=bf16,dynamic_group=0`) and "w8" (asymmetric
+    int8 weights, fp32 float ops, the plugin's own run-time activation int8 where the CPU has VNNI). For
+    the int8 recipes the `k` most sensitive decoder layers stay unquantized, k searched as in `auto`
+    (0, step, 2*step, 4*step, ..., then bisection). The bf16 recipes are skipped on CPUs without bf16
+    arithmetic (the plugin would run them in f32). Of the passing candidates the fastest at batch 32 on
+    the gate's speed batch wins (timed interleaved in one process); if none passes, the most faithful
+    (a --min-recall gate then refuses it). Every try and the equivalent ov-bf16 / ov-int8 spec go in the
+    manifest."""
+    method: ClassVar[str] = "ov-auto"
+    name: str | None = None
+    families: list = field(default_factory=lambda: list(OV_FAMILIES))
+    min_recall: float | None = None
+    step: int = 2
+    max_keep: int = 64
+
+    def candidate(self, family: str, keep_sensitive: int = 0) -> QuantConfig:
+        """The ov-bf16 / ov-int8 config a family stands for, with `keep_sensitive` layers unquantized."""
+        if family == "bf16":
+            return OvBf16Config(name=self.variant)
+        extra = {"compute": "bf16", "dynamic_group": 0} if family == "w8-bf16" else {}
+        return OvInt8Config(name=self.variant, mode="weights", weights="asym", keep_sensitive=keep_sensitive, **extra)
+
+    def check(self) -> None:
+        if not isinstance(self.families, list) or not self.families:
+            raise InputError(f"families={self.families!r} must name at least one recipe",
+                             hint=f"use e.g. {'+'.join(OV_FAMILIES)}")
+        for family in self.families:
+            _choice(family, OV_FAMILIES, "families")
+        if self.min_recall is not None and not 0.0 < float(self.min_recall) <= 1.0:
+            raise InputError(f"min_recall={self.min_recall} must be in (0, 1]")
+        _check_count(self.step, "step", 1)
+        _check_count(self.max_keep, "max_keep", 1)
+
+
 CONFIGS: dict[str, type[QuantConfig]] = {c.method: c for c in (
     Fp16Config, Bf16Config, Int8DynamicConfig, Int8SmoothConfig, W8Config, W4Config, BnbInt8Config,
     BnbNf4Config, AutoConfig, TrtFp16Config, TrtBf16Config, TrtInt8Config, TrtFp8Config, OvFp32Config,
-    OvBf16Config, OvInt8Config)}
+    OvBf16Config, OvInt8Config, OvAutoConfig)}
 
 
 def _coerce(value: str, annotation, key: str):

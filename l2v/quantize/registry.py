@@ -17,13 +17,14 @@ from l2v.errors import InputError
 from l2v.quantize.config import CONFIGS, QuantConfig
 
 HANDLER_MODULES = ("onnx_methods", "smooth", "weight_only", "torch_methods", "auto", "trt_methods",
-                   "openvino_methods")
+                   "openvino_methods", "ov_auto")
 # what each method needs, known without importing its handler: {method: (kind, calibrates)}
 NEEDS = {"fp16": ("onnx", False), "bf16": ("onnx", False), "int8-dynamic": ("onnx", False),
          "int8-smooth": ("onnx", True), "w8": ("onnx", True), "w4": ("onnx", True), "auto": ("onnx", True),
          "bnb-int8": ("bnb", False), "bnb-nf4": ("bnb", False),
          "trt-fp16": ("trt", False), "trt-bf16": ("trt", False), "trt-int8": ("trt", True), "trt-fp8": ("trt", True),
-         "ov-fp32": ("openvino", False), "ov-bf16": ("openvino", False), "ov-int8": ("openvino", True)}
+         "ov-fp32": ("openvino", False), "ov-bf16": ("openvino", False), "ov-int8": ("openvino", True),
+         "ov-auto": ("openvino", True)}
 
 
 @dataclass

@@ -55,6 +55,11 @@ def flags_of_note() -> list[str]:
     return sorted(f for f in cpu_flags() or () if "vnni" in f or f.startswith(("avx512", "amx")) or f in ("avx2", "fma"))
 
 
+def bf16_arithmetic(flags: set[str] | None = None) -> bool:
+    """Whether the CPU multiplies bf16 in hardware (AVX512-BF16 or AMX-BF16): where bf16 float ops pay off."""
+    return bool({"avx512_bf16", "amx_bf16"} & ((cpu_flags() if flags is None else flags) or set()))
+
+
 def int8_gemm(flags: set[str] | None = None) -> str | None:
     """SATURATING, EXACT, or None where this module does not know (non-x86, no /proc/cpuinfo)."""
     if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):

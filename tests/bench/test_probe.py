@@ -30,12 +30,12 @@ def test_openvino_probe_compiles_at_the_asked_precision():
 
     pytest.importorskip("openvino")
     from l2v.bench.probe import ov_peak
-    from l2v.runtime.cpu import cpu_flags
+    from l2v.runtime.cpu import bf16_arithmetic
 
     f32 = ov_peak("fp32", size=64, seconds=0.01)
     bf16 = ov_peak("bf16", size=64, seconds=0.01)
     assert f32["library"] == "openvino" and f32["ran"] == "f32" and f32["flops_per_s"] > 0 and f32["n"] >= 1
-    if {"avx512_bf16", "amx_bf16"} & (cpu_flags() or set()):
+    if bf16_arithmetic():
         assert bf16["ran"] == "bf16" and bf16["flops_per_s"] > 0
     with pytest.raises(KeyError):
         ov_peak("int4", size=64)

@@ -146,9 +146,9 @@ def test_load_notes_other_plugin_precisions_than_at_the_gate(ov, artifact, texts
 
 
 def _bf16_cpu() -> bool:
-    from l2v.runtime.cpu import cpu_flags
+    from l2v.runtime.cpu import bf16_arithmetic
 
-    return bool({"avx512_bf16", "amx_bf16"} & (cpu_flags() or set()))
+    return bf16_arithmetic()
 
 
 def test_bf16_variant_runs_bf16_where_the_cpu_can(ov, artifact, texts):
@@ -232,3 +232,93 @@ def test_load_refuses_plugin_properties_l2v_does_not_record(ov, artifact, texts)
     path.write_text(json.dumps(m))
     with pytest.raises(ArtifactError, match=r"inference precision 'f16'"):
         l2v.load(artifact, variant="ov-bf16", verify=False)
+
+
+def test_ov_auto_keeps_the_fastest_passing_candidate_and_records_the_search(ov, artifact, texts):
+    """ov-auto: every recipe the CPU can run is tried (the int8-weight ones with k layers kept, k searched),
+    the choice's files become the variant, nothing of the search is left behind, and the recorded
+    equivalent spec rebuilds the same variant (same vectors)."""
+    import l2v
+    from l2v.runtime.cpu import bf16_arithmetic
+
+    entries = quantize_artifact(artifact, ["ov-auto:min_recall=0.5", "ov-auto:min_recall=1.0,families=w8,name=ov-a1"],
+                                calib=texts[0], eval=texts[1], speed=False)
+    entry, facts = entries["ov-auto"], entries["ov-auto"].facts
+    expected = ["bf16", "w8-bf16", "w8"] if bf16_arithmetic() else ["w8"]
+    assert list(facts["search"]) == expected and facts["chosen_family"] in expected
+    assert facts["target_recall"] == 0.5 and entry.gate["recall@10"] >= 0.5
+    assert all(r >= 0.5 for r in (facts["search"][f][str(facts["chosen_keep_sensitive"] or 0)]
+                                  for f in [facts["chosen_family"]]))
+    if len(expected) > 1:
+        assert set(facts["candidates_batch32_ms"]) <= set(expected)
+    assert [r.path for r in entry.files] == ["model_ov-auto.xml", "model_ov-auto.bin"]
+    assert not (artifact / ".ov_auto").exists() and not list(artifact.glob("**/.ov_auto*"))
+    # an unreachable target: k grows to every layer kept (2 on the tiny llama; the embedding stays int8), and
+    # the most faithful try is kept
+    a1 = entries["ov-a1"].facts
+    tries = a1["search"]["w8"]
+    assert "2" in tries and max(tries.values()) < 1.0
+    best = max(tries, key=tries.get)
+    assert a1["chosen_keep_sensitive"] == int(best) and entries["ov-a1"].gate["recall@10"] == tries[best]
+    spec = a1["equivalent"]
+    assert spec["method"] == "ov-int8" and spec["mode"] == "weights" and spec["keep_sensitive"] == int(best)
+    rebuilt = ",".join(f"{k}={v}" for k, v in (("mode", "weights"), ("weights", spec["weights"]),
+                                                ("keep_sensitive", int(best)), ("name", "ov-again")))
+    quantize_artifact(artifact, [f"ov-int8:{rebuilt}"], calib=texts[0], eval=texts[1], speed=False)
+    np.testing.assert_array_equal(l2v.load(artifact, variant="ov-a1").encode(TEXTS),
+                                  l2v.load(artifact, variant="ov-again").encode(TEXTS))
+
+
+def test_ov_auto_options_are_checked():
+    from l2v.errors import InputError
+    from l2v.quantize import parse_method
+
+    for bad in ("ov-auto:families=fp8", "ov-auto:min_recall=2", "ov-auto:step=0"):
+        with pytest.raises(InputError):
+            parse_method(bad).check()
+
+
+def test_ov_auto_picks_the_most_faithful_of_equally_fast_candidates():
+    from l2v.quantize.ov_auto import _pick
+
+    passing = {"bf16": (0.99, None, None), "w8": (0.96, None, None), "w8-bf16": (0.97, None, None)}
+    assert _pick(passing, {"bf16": 772.0, "w8": 774.0, "w8-bf16": 902.0}) == "bf16"  # a tie: recall decides
+    assert _pick(passing, {"bf16": 900.0, "w8": 700.0, "w8-bf16": 720.0}) == "w8-bf16"
+    assert _pick(passing, {"bf16": 900.0, "w8": 600.0, "w8-bf16": 720.0}) == "w8"
+    assert _pick({"w8": (0.96, None, None)}, {}) == "w8"
+
+
+def test_ov_auto_search_policy(monkeypatch, tmp_path):
+    """The search without OpenVINO: each int8 recipe's k grows until it passes (then bisects), w8-bf16 gets one
+    try when bf16 failed (its kept layers still run bf16), and the most faithful of equally fast passing
+    candidates wins."""
+    from types import SimpleNamespace
+
+    from l2v.artifact import FileRecord, Variant
+    from l2v.quantize import ov_auto
+    from l2v.quantize.config import OvAutoConfig
+
+    recall = {"bf16": lambda k: 0.94, "w8-bf16": lambda k: 0.93 + k / 1000, "w8": lambda k: 0.90 + k / 100}
+    tries = []
+
+    def fake_try(ctx, cfg, family, k, work):
+        tries.append((family, k))
+        where = work / f"{family}_k{k}"
+        where.mkdir(parents=True)
+        (where / "model_ov-auto.xml").write_text(f"{family} {k}")
+        built = SimpleNamespace(variant=Variant("openvino", "int8", [FileRecord("model_ov-auto.xml", 1, "x")]))
+        return recall[family](k), built, where
+
+    monkeypatch.setattr(ov_auto, "_try", fake_try)
+    monkeypatch.setattr(ov_auto, "_timings", lambda ctx, passing: {f: 100.0 for f in passing})
+    monkeypatch.setattr("l2v.runtime.cpu.bf16_arithmetic", lambda flags=None: True)
+    ctx = SimpleNamespace(min_recall=None, progress=lambda msg: None,
+                          artifact=SimpleNamespace(manifest=SimpleNamespace(model=SimpleNamespace(num_layers=30))))
+    built = ov_auto.build_ov_auto(ctx, OvAutoConfig(), tmp_path)
+    facts = built.variant.facts
+    assert facts["search"] == {"bf16": {"0": 0.94}, "w8-bf16": {"0": 0.93},
+                               "w8": {"0": 0.9, "2": 0.92, "4": 0.94, "6": 0.96, "8": 0.98}}
+    assert ("w8-bf16", 2) not in tries  # bounded by bf16's failed recall: no k search
+    assert facts["chosen_family"] == "w8" and facts["chosen_keep_sensitive"] == 6  # within `step` of the smallest
+    assert facts["equivalent"]["keep_sensitive"] == 6 and facts["equivalent"]["name"] is None
+    assert (tmp_path / "model_ov-auto.xml").read_text() == "w8 6" and not (tmp_path / ".ov_auto").exists()

@@ -31,6 +31,7 @@ TABLE = {
     "ov-fp32": ("openvino", None),  # kind openvino: tests/quantize/test_openvino.py
     "ov-bf16": ("openvino", None),
     "ov-int8": ("openvino", None),
+    "ov-auto": ("openvino", None),
 }
 # one activation scale for the whole batch: results depend on the batch's other texts (and padding)
 PER_TENSOR = {"int8-dynamic", "int8-smooth:kernel=integer"}

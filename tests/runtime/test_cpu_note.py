@@ -26,6 +26,11 @@ def test_the_flags_decide_the_int8_gemm(monkeypatch):
     assert cpu.int8_gemm({"asimd"}) is None
 
 
+def test_the_flags_decide_bf16_arithmetic():
+    assert cpu.bf16_arithmetic({"avx512f", "avx512_bf16"}) and cpu.bf16_arithmetic({"amx_bf16"})
+    assert not cpu.bf16_arithmetic({"avx512f", "avx512_vnni"}) and not cpu.bf16_arithmetic(set())
+
+
 def test_note_only_for_8bit_u8s8_weights_gated_elsewhere():
     note = cpu.saturation_note("int8-smooth", _variant(cpu.EXACT), here=cpu.SATURATING)
     assert "'int8-smooth' was gated on a CPU whose int8 GEMM is exact" in note and "reduce_range=true" in note
