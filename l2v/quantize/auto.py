@@ -61,6 +61,12 @@ def smallest_passing(attempt, target: float, step: int, max_keep: int) -> None:
             lo = mid
 
 
+def best_keep(recalls: dict[int, float], target: float) -> int:
+    """Of the k tried ({k: recall@10}), the smallest that reaches `target`, else the most faithful."""
+    passing = [k for k, r in recalls.items() if r >= target]
+    return min(passing) if passing else max(recalls, key=recalls.get)
+
+
 def _fastest(ctx, paths: dict[str, Path]) -> dict[str, float]:
     """Batch-32 ms of each candidate graph, interleaved in one process (the gate's speed batch)."""
     from l2v.quantize.measure import speed, speed_batches
@@ -77,7 +83,7 @@ def _fastest(ctx, paths: dict[str, Path]) -> dict[str, float]:
 def _choose(ctx, tried: dict, target: float) -> tuple[str, int, dict]:
     """(kernel, k, batch-32 times): each kernel's smallest passing k, the fastest of those; if none
     passes, the most faithful graph tried (a --min-recall gate then refuses it)."""
-    passing = {kn: min(k for k, c in t.items() if c[0] >= target)
+    passing = {kn: best_keep({k: c[0] for k, c in t.items()}, target)
                for kn, t in tried.items() if any(c[0] >= target for c in t.values())}
     if not passing:
         kernel, best = max(((kn, k) for kn, t in tried.items() for k in t), key=lambda c: tried[c[0]][c[1]][0])

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from l2v.errors import InputError
-from l2v.quantize.auto import DEFAULT_TARGET, smallest_passing
+from l2v.quantize.auto import DEFAULT_TARGET, best_keep, smallest_passing
 from l2v.quantize.config import OvAutoConfig
 from l2v.quantize.registry import Built, register
 
@@ -54,17 +54,11 @@ def _search(ctx, cfg: OvAutoConfig, family: str, target: float, work: Path,
             return tried[k][0]
 
         smallest_passing(attempt, target, cfg.step, min(cfg.max_keep, ctx.artifact.manifest.model.num_layers))
-    best = _best(tried, target)
+    best = best_keep({k: c[0] for k, c in tried.items()}, target)
     for k, (_, _, where) in tried.items():
         if k != best:
             shutil.rmtree(where, ignore_errors=True)
     return {k: round(c[0], 4) for k, c in sorted(tried.items())}, best, tried[best]
-
-
-def _best(tried: dict[int, tuple], target: float) -> int:
-    """The smallest passing k, else the most faithful k."""
-    passing = [k for k, c in tried.items() if c[0] >= target]
-    return min(passing) if passing else max(tried, key=lambda k: tried[k][0])
 
 
 def _timings(ctx, chosen: dict[str, tuple]) -> dict[str, float]:

@@ -104,7 +104,9 @@ def plugin_note(name: str, variant, here: dict | None, here_gemm: str | None = N
     if built and here and built != here:
         reasons.append(f"OpenVINO ran its matmuls as {built} there and runs them as {here} here")
     quant = variant.quant or {}
-    runtime_int8 = ((variant.facts or {}).get("plugin") or {}).get("DYNAMIC_QUANTIZATION_GROUP_SIZE") != 0
+    from l2v.runtime.openvino import plugin_of  # imports no openvino
+
+    runtime_int8 = plugin_of(variant).get("DYNAMIC_QUANTIZATION_GROUP_SIZE") != 0
     if (quant.get("method"), quant.get("mode")) == ("ov-int8", "weights") and runtime_int8 \
             and (gate.get("cpu") or {}).get("int8_gemm") == SATURATING \
             and (int8_gemm() if here_gemm is None else here_gemm) == EXACT:

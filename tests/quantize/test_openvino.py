@@ -9,6 +9,7 @@ import pytest
 
 from l2v.errors import OptionalDependencyError
 from l2v.quantize import quantize_artifact
+from l2v.runtime.cpu import bf16_arithmetic
 
 TEXTS = ["a short text", "another, somewhat longer text about padding and batching in embedding models",
          "The quick brown fox jumps over the lazy dog.", "numbers 1 2 3 and symbols #!"]
@@ -145,12 +146,6 @@ def test_load_notes_other_plugin_precisions_than_at_the_gate(ov, artifact, texts
     assert enc.encode(TEXTS[:1]).shape == (1, 64)
 
 
-def _bf16_cpu() -> bool:
-    from l2v.runtime.cpu import bf16_arithmetic
-
-    return bf16_arithmetic()
-
-
 def test_bf16_variant_runs_bf16_where_the_cpu_can(ov, artifact, texts):
     """ov-bf16: the ov-fp32 IR recorded to compile with bf16 float ops; the backend applies it at load, so
     the vectors differ from ov-fp32's (bf16 rounding) but stay close, and the gate measured the same thing."""
@@ -164,7 +159,7 @@ def test_bf16_variant_runs_bf16_where_the_cpu_can(ov, artifact, texts):
     enc, f32 = l2v.load(artifact, variant="ov-bf16"), l2v.load(artifact, variant="ov-fp32")
     got, ref = enc.encode(TEXTS), f32.encode(TEXTS)
     assert _cos_min(ref, got) > 0.99
-    if _bf16_cpu():  # the plugin honours bf16 only with bf16 arithmetic: then it must be what ran
+    if bf16_arithmetic():  # the plugin honours bf16 only with bf16 arithmetic: then it must be what ran
         assert enc.backend.properties["INFERENCE_PRECISION_HINT"] == "bf16"
         assert any(k.startswith("FullyConnected") and k.endswith("bf16") for k in entry.facts["runtime_precisions"])
         assert enc.backend.runtime_precisions() == entry.facts["runtime_precisions"]
@@ -199,7 +194,7 @@ def test_int8_weights_with_bf16_compute_and_no_runtime_activation_int8(ov, artif
     enc.backend = OpenVINOBackend(compile_model(path, precision="bf16"), out)
     if int8_gemm() == EXACT:
         assert not np.array_equal(enc.encode(TEXTS), a)
-    if _bf16_cpu():
+    if bf16_arithmetic():
         assert str(enc.backend.properties["INFERENCE_PRECISION_HINT"]) == "bf16"
 
 
@@ -239,7 +234,6 @@ def test_ov_auto_keeps_the_fastest_passing_candidate_and_records_the_search(ov, 
     the choice's files become the variant, nothing of the search is left behind, and the recorded
     equivalent spec rebuilds the same variant (same vectors)."""
     import l2v
-    from l2v.runtime.cpu import bf16_arithmetic
 
     entries = quantize_artifact(artifact, ["ov-auto:min_recall=0.5", "ov-auto:min_recall=1.0,families=w8,name=ov-a1"],
                                 calib=texts[0], eval=texts[1], speed=False)
@@ -247,8 +241,7 @@ def test_ov_auto_keeps_the_fastest_passing_candidate_and_records_the_search(ov, 
     expected = ["bf16", "w8-bf16", "w8"] if bf16_arithmetic() else ["w8"]
     assert list(facts["search"]) == expected and facts["chosen_family"] in expected
     assert facts["target_recall"] == 0.5 and entry.gate["recall@10"] >= 0.5
-    assert all(r >= 0.5 for r in (facts["search"][f][str(facts["chosen_keep_sensitive"] or 0)]
-                                  for f in [facts["chosen_family"]]))
+    assert facts["search"][facts["chosen_family"]][str(facts["chosen_keep_sensitive"] or 0)] >= 0.5
     if len(expected) > 1:
         assert set(facts["candidates_batch32_ms"]) <= set(expected)
     assert [r.path for r in entry.files] == ["model_ov-auto.xml", "model_ov-auto.bin"]
