@@ -15,6 +15,7 @@ Per engine and model:
 - recall@10 / mean and min cosine vs our ORT fp32 on `--docs` BBC documents at `--max-tokens` tokens
   (load-independent); each l2v engine embeds them **alone in a fresh process**, which also gives its
   peak RSS (VmHWM: load + embedding the corpus in batches of 32);
+  `--time-only hf/fp32` skips an engine's corpus pass (its row is timed only);
 - speed: every engine loaded in this process and timed **interleaved call by call** at each batch size
   on full-length rows (`--max-tokens` tokens): p50/p99 ms per call, texts/s and tokens/s, x ORT fp32.
 Variants missing from an artifact are built with `--build` (l2v's quantize_artifact, under the recall
@@ -207,6 +208,9 @@ def measure_model(name: str, art_path: Path, args, work: Path) -> dict:
     emb = {}
     for b, v in engines:
         label = f"{b}/{v}"
+        if label in args.time_only:
+            rows[label] = {"engine": label, "note": "timed only (--time-only): no corpus pass, so no recall or RSS"}
+            continue
         log(f"{name}: {label} alone in a fresh process ({len(texts)} docs)")
         out = run_child(art_path, b, v, bfile, work / f"{name}_{b}_{v}.npy", args.threads)
         rows[label] = {"engine": label, **out}
@@ -407,6 +411,8 @@ def parse(argv=None):
     p.add_argument("--data-dir", default=None, help="the dir holding bbcnews/ (default: L2V_DATA_DIR)")
     p.add_argument("--engines", default="", help="comma list of l2v engine labels to run (default all: hf/fp32, "
                    "ort/fp32, ort/int8-smooth, ort/w8, ov/ov-fp32, ov/ov-int8); ort/fp32 is the recall reference")
+    p.add_argument("--time-only", default="", help="comma list of engine labels timed but not run over the corpus "
+                   "(no recall, no peak RSS), e.g. hf/fp32, whose vectors the export already checks against ORT fp32")
     p.add_argument("--variants", default=",".join(f"{b}/{v}" for b, v in L2V_VARIANTS),
                    help="comma list of BACKEND/VARIANT rows besides hf/fp32 (BACKEND: ort or ov; "
                    "default: %(default)s); "
@@ -424,6 +430,9 @@ def parse(argv=None):
     args = p.parse_args(argv)
     args.batch_sizes = [int(x) for x in args.batch_sizes.split(",")]
     args.engines = [e for e in args.engines.split(",") if e]
+    args.time_only = [e for e in args.time_only.split(",") if e]
+    if "ort/fp32" in args.time_only:
+        p.error("--time-only cannot name ort/fp32: its corpus pass is the recall reference")
     args.variants = [tuple(x.split("/", 1)) for x in args.variants.split(",") if x]
     bad = [b for b, *_ in args.variants if b not in ("ort", "ov")] + [x for x in args.variants if len(x) != 2]
     if bad or ("ort", "fp32") not in args.variants:
