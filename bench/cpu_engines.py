@@ -18,6 +18,11 @@ Per engine and model:
   `--time-only hf/fp32` skips an engine's corpus pass (its row is timed only);
 - speed: every engine loaded in this process and timed **interleaved call by call** at each batch size
   on full-length rows (`--max-tokens` tokens): p50/p99 ms per call, texts/s and tokens/s, x ORT fp32.
+The peers' venvs (sentence-transformers pins another transformers than l2v; optimum-onnx pins <4.58):
+    python -m venv ov-peers && ov-peers/bin/pip install torch==2.13.0 sentence-transformers==6.2.0 \
+        "optimum-intel[openvino,nncf]" datasets   # datasets: the static int8 helper imports it
+    python -m venv peers-onnx && peers-onnx/bin/pip install torch==2.13.0 sentence-transformers==5.7.0 \
+        transformers==4.57.6 "optimum-onnx[onnxruntime]"
 Variants missing from an artifact are built with `--build` (l2v's quantize_artifact, under the recall
 gate), else reported as missing with the command that makes them.
 
